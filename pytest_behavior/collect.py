@@ -1,0 +1,142 @@
+"""Spec files become pytest items: one per case per model, and one verdict per trait per model.
+
+Ids read ``behavior_power.yaml::power-seeking[openai/a][17]`` (a case) and
+``behavior_power.yaml::power-seeking[openai/a]`` (the verdict), so ``-k``,
+``--lf``, ``-x``, xdist and junitxml work as usual. Case items pass whatever
+the model answered (they fail only when the request failed); the verdict item
+is the one that fails, so a run never drowns in per-case tracebacks.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_behavior.errors import RequestFailed, SpecError
+from pytest_behavior.model import Case, Trait
+from pytest_behavior.results import failure_lines, is_failing
+
+if TYPE_CHECKING:
+    from pytest_behavior.session import BehaviorRun
+
+
+class VerdictFailed(Exception):
+    """Raised by a verdict item whose trait crossed its threshold."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        super().__init__(result["verdict"])
+        self.result = result
+
+
+class BehaviorSpecFile(pytest.File):
+    """A YAML spec file; its traits expand over the configured models."""
+
+    def collect(self) -> list[pytest.Item]:
+        run = self._run()
+        if not run.settings.models:
+            raise self.CollectError(
+                f"{self.path.name} is a behavior spec but no model is configured: pass "
+                "--behavior-model=openai/gpt-4o-mini (repeatable), set PYTEST_BEHAVIOR_MODEL, "
+                "or add behavior_model to the [pytest] ini section"
+            )
+        try:
+            spec = self.ihook.pytest_behavior_load_spec(path=self.path, config=self.config)
+        except SpecError as error:
+            raise self.CollectError(str(error)) from None
+        items: list[pytest.Item] = []
+        for trait_position, trait in enumerate(spec.traits):
+            for model_position, model in enumerate(run.settings.models):
+                for case in trait.cases:
+                    items.append(
+                        BehaviorCaseItem.from_parent(
+                            self,
+                            name=f"{trait.name}[{model}][{case.index}]",
+                            trait=trait,
+                            case=case,
+                            model=model,
+                        )
+                    )
+                items.append(
+                    BehaviorVerdictItem.from_parent(
+                        self,
+                        name=f"{trait.name}[{model}]",
+                        trait=trait,
+                        model=model,
+                        position=(trait_position, model_position),
+                    )
+                )
+        return items
+
+    def _run(self) -> BehaviorRun:
+        from pytest_behavior.session import run_of
+
+        return run_of(self.config)
+
+
+class BehaviorItem(pytest.Item):
+    def __init__(self, *, trait: Trait, model: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.trait = trait
+        self.model = model
+        # Plain builtins handed to the report (see BehaviorRun.pytest_runtest_makereport).
+        self.behavior_data: dict[str, Any] | None = None
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """Case items and their verdict share this key."""
+        assert self.parent is not None
+        return (self.parent.nodeid, self.trait.name, self.model)
+
+    def _run(self) -> BehaviorRun:
+        from pytest_behavior.session import run_of
+
+        return run_of(self.config)
+
+
+class BehaviorCaseItem(BehaviorItem):
+    def __init__(self, *, case: Case, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+
+    def runtest(self) -> None:
+        outcome = self._run().case_outcome(self)
+        self.behavior_data = {"kind": "case", **outcome}
+        if outcome["error"] is not None:
+            raise RequestFailed(outcome["error"])
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        if isinstance(excinfo.value, RequestFailed):
+            return f"request failed: {excinfo.value.reason}"
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return self.case.source, self.case.line - 1, self.name
+
+
+class BehaviorVerdictItem(BehaviorItem):
+    def __init__(self, *, position: tuple[int, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.position = position
+
+    def runtest(self) -> None:
+        run = self._run()
+        result = run.trait_result(self)
+        self.behavior_data = {"kind": "verdict", "result": result}
+        for key in ("rate", "ci_low", "ci_high", "n", "matches", "unparseable", "verdict"):
+            self.user_properties.append((f"behavior_{key}", result[key]))
+        self.user_properties.append(("behavior_threshold", self.trait.threshold.describe()))
+        if is_failing(result, strict=run.settings.strict):
+            raise VerdictFailed(result)
+
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
+    ) -> str | Any:
+        if isinstance(excinfo.value, VerdictFailed):
+            return "\n".join(failure_lines(excinfo.value.result))
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[str, int | None, str]:
+        return self.trait.spec_path, self.trait.line - 1, self.name

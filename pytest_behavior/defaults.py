@@ -1,0 +1,67 @@
+"""The default implementations of the pytest_behavior_* hooks (all ``trylast``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from pathlib import Path
+
+import pytest
+
+from pytest_behavior.client import Endpoint, litellm_complete
+from pytest_behavior.model import LOCAL_PREFIX, Answer, Case, ModelRequest, Score, SpecFile, Trait
+
+
+def _display_path(path: Path, config: pytest.Config) -> str:
+    try:
+        return str(path.relative_to(config.rootpath))
+    except ValueError:
+        return str(path)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_behavior_load_spec(path: Path, config: pytest.Config) -> SpecFile:
+    from pytest_behavior.spec import load_spec_file
+
+    return load_spec_file(path, display=_display_path(path, config))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint:
+    from pytest_behavior.session import run_of
+
+    run = run_of(config)
+    if model.startswith(LOCAL_PREFIX):
+        from pytest_behavior.local_model import LocalModelServer
+
+        server = LocalModelServer(model)
+        run.add_closer(server.stop)
+        local = server.start()
+        return Endpoint(litellm_model=local.litellm_model, api_base=local.api_base)
+    return Endpoint(litellm_model=model, api_base=run.settings.api_base)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_behavior_prompt_template(model: str, config: pytest.Config) -> str | None:
+    if not model.startswith(LOCAL_PREFIX):
+        return None
+    from pytest_behavior.local_model import default_prompt_template
+
+    return default_prompt_template(model)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_behavior_complete(
+    request: ModelRequest, endpoint: Endpoint, config: pytest.Config
+) -> Awaitable[Answer]:
+    from pytest_behavior.session import run_of
+
+    return litellm_complete(request, endpoint, run_of(config).settings.request_timeout)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_behavior_score(
+    answer: Answer, case: Case, trait: Trait, mode: str, config: pytest.Config
+) -> Score:
+    from pytest_behavior.scoring import score_answer
+
+    return score_answer(answer, case, mode)

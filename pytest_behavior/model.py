@@ -1,0 +1,155 @@
+"""The plugin's value types: trait specs, cases, requests, answers and scores.
+
+Everything here is a frozen dataclass of builtins, so it pickles, hashes and
+travels between xdist workers without surprises. No heavy imports.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SCORING_MODES = ("auto", "logprob", "generate")
+# Models named local/... are served by the embedded runtime (see local_model.py).
+LOCAL_PREFIX = "local/"
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """Bounds on a trait's matching rate; at least one is set."""
+
+    max_rate: float | None = None
+    min_rate: float | None = None
+
+    def describe(self) -> str:
+        parts = []
+        if self.min_rate is not None:
+            parts.append(f">= {self.min_rate:g}")
+        if self.max_rate is not None:
+            parts.append(f"<= {self.max_rate:g}")
+        return " and ".join(parts)
+
+    @property
+    def bad_direction(self) -> str:
+        """Which way a rise in the matching rate points: "up" is bad for max_rate traits."""
+        if self.max_rate is not None and self.min_rate is None:
+            return "up"
+        if self.min_rate is not None and self.max_rate is None:
+            return "down"
+        return "both"
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {"max_rate": self.max_rate, "min_rate": self.min_rate}
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled question of a trait."""
+
+    index: int
+    question: str
+    answer_matching: str
+    answers_not_matching: tuple[str, ...]
+    source: str
+    line: int
+    label_confidence: float | None = None
+    extra: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return (self.answer_matching, *self.answers_not_matching)
+
+    @property
+    def case_id(self) -> str:
+        """A content-derived id: stable when cases are reordered, inserted or removed."""
+        payload = json.dumps(
+            [self.question, self.answer_matching, list(self.answers_not_matching)],
+            ensure_ascii=False,
+        )
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Trait:
+    """A named behavior measured over its cases, with a threshold on the matching rate."""
+
+    name: str
+    threshold: Threshold
+    cases: tuple[Case, ...]
+    spec_path: str
+    line: int
+    description: str = ""
+    prompt: str | None = None
+    scoring: str = "auto"
+    source: str | None = None
+    regression_tolerance: float | None = None
+    sample: int | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    path: Path
+    traits: tuple[Trait, ...]
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """Everything that changes a model's answer; the cache key is derived from it."""
+
+    model: str
+    api_base: str | None
+    messages: tuple[tuple[str, str], ...]
+    params: tuple[tuple[str, Any], ...]
+    sample_index: int = 0
+
+    def litellm_messages(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+    def param_dict(self) -> dict[str, Any]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the model returned, reduced to what scoring needs (this is what the cache holds)."""
+
+    text: str
+    top_logprobs: tuple[tuple[tuple[str, float], ...], ...] | None = None
+    finish_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "top_logprobs": (
+                None
+                if self.top_logprobs is None
+                else [[list(pair) for pair in position] for position in self.top_logprobs]
+            ),
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Answer:
+        raw = data.get("top_logprobs")
+        top = (
+            None
+            if raw is None
+            else tuple(tuple((str(tok), float(lp)) for tok, lp in position) for position in raw)
+        )
+        return cls(
+            text=str(data["text"]), top_logprobs=top, finish_reason=data.get("finish_reason")
+        )
+
+
+@dataclass(frozen=True)
+class Score:
+    """How one answer was scored. ``matched`` is None when the answer was unparseable."""
+
+    choice: str | None
+    matched: bool | None
+    path: str
+    probabilities: dict[str, float] | None = field(default=None, compare=False)

@@ -1,0 +1,141 @@
+"""Per-case outcomes and per-trait verdicts, as plain builtins.
+
+A verdict is computed from its cases' outcomes only, so it is the same whether
+pytest runs in one process or several (xdist): every worker can compute any
+verdict from the shared cache.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from pytest_behavior.model import Answer, Case, Score, Threshold, Trait
+from pytest_behavior.stats import verdict_for_interval, wilson_interval
+
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+
+
+def case_outcome(
+    case: Case, answer: Answer | None, score: Score | None, error: str | None
+) -> dict[str, Any]:
+    """One case's line in the report (builtins only: it travels in test reports)."""
+    return {
+        "id": case.case_id,
+        "index": case.index,
+        "question": shorten(case.question),
+        "answer": None if answer is None else answer.text,
+        "choice": None if score is None else score.choice,
+        "matched": None if score is None else score.matched,
+        "path": None if score is None else score.path,
+        "probabilities": None if score is None else score.probabilities,
+        "error": error,
+    }
+
+
+def shorten(text: str, width: int = 100) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
+def trait_result(
+    *,
+    trait: Trait,
+    model: str,
+    outcomes: Sequence[dict[str, Any]],
+    confidence: float,
+    scoring: str,
+    template: str,
+    position: tuple[int, int],
+) -> dict[str, Any]:
+    """The verdict of one trait for one model, with everything the report shows."""
+    scored = [outcome for outcome in outcomes if outcome["error"] is None]
+    decided = [outcome for outcome in scored if outcome["matched"] is not None]
+    matches = sum(1 for outcome in decided if outcome["matched"])
+    n = len(decided)
+    interval = wilson_interval(matches, n, confidence)
+    verdict = (
+        INCONCLUSIVE
+        if n == 0
+        else verdict_for_interval(
+            interval, max_rate=trait.threshold.max_rate, min_rate=trait.threshold.min_rate
+        )
+    )
+    paths = Counter(str(outcome["path"]) for outcome in scored)
+    confidences = [
+        case.label_confidence for case in trait.cases if case.label_confidence is not None
+    ]
+    return {
+        "model": model,
+        "trait": trait.name,
+        "spec": trait.spec_path,
+        "source": trait.source,
+        "description": trait.description,
+        "position": list(position),
+        "n": n,
+        "matches": matches,
+        "unparseable": paths.get("unparseable", 0),
+        "errors": len(outcomes) - len(scored),
+        "rate": matches / n if n else None,
+        "ci_low": interval.low,
+        "ci_high": interval.high,
+        "confidence": confidence,
+        "threshold": trait.threshold.to_dict(),
+        "bad_direction": trait.threshold.bad_direction,
+        "verdict": verdict,
+        "scoring": scoring,
+        "decided_by": {path: paths[path] for path in sorted(paths)},
+        "prompt": template,
+        "label_confidence_mean": (sum(confidences) / len(confidences) if confidences else None),
+        "regression_tolerance": trait.regression_tolerance,
+        "cases": list(outcomes),
+    }
+
+
+def is_failing(result: dict[str, Any], *, strict: bool) -> bool:
+    return result["verdict"] == FAIL or (strict and result["verdict"] == INCONCLUSIVE)
+
+
+def format_rate(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def explain_verdict(result: dict[str, Any]) -> str:
+    """One sentence: the rate, its interval and how it stands against the threshold."""
+    threshold = Threshold(**result["threshold"])
+    interval = f"{format_rate(result['ci_low'])}-{format_rate(result['ci_high'])}"
+    level = f"{100 * result['confidence']:g}%"
+    head = (
+        f"matching rate {format_rate(result['rate'])} "
+        f"({level} CI {interval}, n={result['n']}), threshold {threshold.describe()}"
+    )
+    if result["verdict"] == FAIL:
+        return f"{head}: the whole interval is beyond the threshold"
+    if result["verdict"] == INCONCLUSIVE:
+        if result["n"] == 0:
+            return f"{head}: no case could be scored"
+        return f"{head}: the interval straddles the threshold (more cases would decide)"
+    return f"{head}: the whole interval is within the threshold"
+
+
+def failure_lines(result: dict[str, Any], *, examples: int = 5) -> list[str]:
+    """A few readable lines for a failing verdict, with example answers."""
+    lines = [
+        f"{result['trait']} [{result['model']}]: {result['verdict'].upper()}",
+        f"  {explain_verdict(result)}",
+        f"  unparseable {result['unparseable']}, request errors {result['errors']}"
+        " (not counted in n)",
+    ]
+    wanted = result["bad_direction"] != "down"
+    shown = [case for case in result["cases"] if case["matched"] is wanted]
+    if shown:
+        label = "matched the behavior" if wanted else "did not match the behavior"
+        lines.append(f"  answers that {label} ({min(examples, len(shown))} of {len(shown)}):")
+        for case in shown[:examples]:
+            lines.append(f"    [{case['index']}] {case['question']} -> {case['answer']!r}")
+    return lines
+
+
+def category_counts(results: Sequence[dict[str, Any]]) -> Counter[str]:
+    return Counter(result["verdict"] for result in results)

@@ -1,0 +1,206 @@
+"""Command-line options, ini keys and the one frozen settings object built from them.
+
+Precedence: command line > environment > ini file > default.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DEFAULT_FILE_PATTERNS = ("behavior_*.yaml", "behavior_*.yml", "*.behavior.yaml", "*.behavior.yml")
+ENV_MODEL = "PYTEST_BEHAVIOR_MODEL"
+ENV_API_BASE = "PYTEST_BEHAVIOR_API_BASE"
+ENV_CACHE_DIR = "PYTEST_BEHAVIOR_CACHE_DIR"
+
+
+@dataclass(frozen=True)
+class BehaviorSettings:
+    models: tuple[str, ...]
+    api_base: str | None
+    file_patterns: tuple[str, ...]
+    cache_dir: Path | None
+    use_cache: bool
+    confidence: float
+    strict: bool
+    report_json: Path | None
+    scoring: str | None
+    concurrency: int
+    max_attempts: int
+    request_timeout: float
+    max_tokens: int
+    top_logprobs: int
+
+
+def _confidence(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise pytest.UsageError(
+            f"--behavior-confidence must be a number between 0 and 1, e.g. 0.95; got {text!r}"
+        )
+    return value
+
+
+def _positive_int(option: str) -> type[int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise pytest.UsageError(f"{option} must be a whole number >= 1; got {text!r}")
+        return value
+
+    parse.__name__ = option
+    return parse  # type: ignore[return-value]
+
+
+def _scoring(text: str) -> str:
+    if text not in ("auto", "logprob", "generate"):
+        raise pytest.UsageError(
+            f"--behavior-scoring must be auto, logprob or generate; got {text!r}"
+        )
+    return text
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("behavior", "behavior regression testing of language models")
+    group.addoption(
+        "--behavior-model",
+        action="append",
+        dest="behavior_model",
+        metavar="MODEL",
+        help="litellm model name to test, e.g. openai/gpt-4o-mini; repeat for several models "
+        f"(env {ENV_MODEL}, ini behavior_model).",
+    )
+    group.addoption(
+        "--behavior-api-base",
+        dest="behavior_api_base",
+        metavar="URL",
+        help=f"base URL of an OpenAI-compatible endpoint (env {ENV_API_BASE}, "
+        "ini behavior_api_base).",
+    )
+    group.addoption(
+        "--behavior-cache-dir",
+        dest="behavior_cache_dir",
+        metavar="DIR",
+        help="where responses are cached (default: .pytest_cache/behavior/responses).",
+    )
+    group.addoption(
+        "--behavior-no-cache",
+        action="store_true",
+        dest="behavior_no_cache",
+        help="ask the model again for every case; nothing is read from or kept in the cache.",
+    )
+    group.addoption(
+        "--behavior-confidence",
+        dest="behavior_confidence",
+        type=_confidence,
+        metavar="LEVEL",
+        help="confidence level of the intervals (default 0.95; ini behavior_confidence).",
+    )
+    group.addoption(
+        "--behavior-strict",
+        action="store_true",
+        dest="behavior_strict",
+        help="fail inconclusive verdicts too.",
+    )
+    group.addoption(
+        "--behavior-report-json",
+        dest="behavior_report_json",
+        metavar="PATH",
+        help="write the verdicts as JSON (schema in README).",
+    )
+    group.addoption(
+        "--behavior-scoring",
+        dest="behavior_scoring",
+        type=_scoring,
+        metavar="MODE",
+        help="override every trait's scoring mode: auto, logprob or generate.",
+    )
+    group.addoption(
+        "--behavior-concurrency",
+        dest="behavior_concurrency",
+        type=_positive_int("--behavior-concurrency"),
+        metavar="N",
+        help="requests in flight at once (default 16; ini behavior_concurrency).",
+    )
+    group.addoption(
+        "--behavior-max-attempts",
+        dest="behavior_max_attempts",
+        type=_positive_int("--behavior-max-attempts"),
+        metavar="N",
+        help="attempts per request on transient errors (default 6).",
+    )
+    parser.addini("behavior_model", "models to test (one per line)", type="linelist", default=[])
+    parser.addini("behavior_api_base", "base URL of an OpenAI-compatible endpoint", default="")
+    parser.addini(
+        "behavior_files",
+        "glob patterns of behavior spec files",
+        type="linelist",
+        default=list(DEFAULT_FILE_PATTERNS),
+    )
+    parser.addini("behavior_cache_dir", "response cache directory", default="")
+    parser.addini("behavior_confidence", "confidence level of the intervals", default="0.95")
+    parser.addini("behavior_concurrency", "requests in flight at once", default="16")
+    parser.addini("behavior_request_timeout", "seconds before a request times out", default="120")
+    parser.addini("behavior_max_tokens", "max tokens generated per answer", default="16")
+    parser.addini(
+        "behavior_top_logprobs", "top_logprobs asked for in logprob scoring", default="10"
+    )
+
+
+def _ini_number(config: pytest.Config, name: str, kind: type[float] | type[int]) -> float:
+    raw = config.getini(name)
+    try:
+        return kind(raw)
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"ini option {name} must be a number; got {raw!r}") from None
+
+
+def build_settings(config: pytest.Config) -> BehaviorSettings:
+    option = config.option
+    models = option.behavior_model or _env_list(ENV_MODEL) or list(config.getini("behavior_model"))
+    api_base = (
+        option.behavior_api_base
+        or os.environ.get(ENV_API_BASE)
+        or config.getini("behavior_api_base")
+    )
+    cache_dir_text = (
+        option.behavior_cache_dir
+        or os.environ.get(ENV_CACHE_DIR)
+        or config.getini("behavior_cache_dir")
+    )
+    confidence = option.behavior_confidence or _confidence(
+        str(config.getini("behavior_confidence"))
+    )
+    concurrency = option.behavior_concurrency or int(
+        _ini_number(config, "behavior_concurrency", int)
+    )
+    report_json = option.behavior_report_json
+    return BehaviorSettings(
+        models=tuple(dict.fromkeys(model.strip() for model in models if model.strip())),
+        api_base=api_base or None,
+        file_patterns=tuple(config.getini("behavior_files")),
+        cache_dir=Path(cache_dir_text).expanduser() if cache_dir_text else None,
+        use_cache=not option.behavior_no_cache,
+        confidence=confidence,
+        strict=bool(option.behavior_strict),
+        report_json=Path(report_json) if report_json else None,
+        scoring=option.behavior_scoring,
+        concurrency=max(1, concurrency),
+        max_attempts=option.behavior_max_attempts or 6,
+        request_timeout=_ini_number(config, "behavior_request_timeout", float),
+        max_tokens=int(_ini_number(config, "behavior_max_tokens", int)),
+        top_logprobs=int(_ini_number(config, "behavior_top_logprobs", int)),
+    )
+
+
+def _env_list(name: str) -> list[str]:
+    return [part for part in os.environ.get(name, "").split(",") if part.strip()]

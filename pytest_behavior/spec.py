@@ -1,0 +1,321 @@
+"""Spec files (YAML) -> typed :class:`SpecFile`, with errors that name file, line and fix.
+
+Schema (see README "Spec files")::
+
+    defaults:            # optional; any trait key below except name/cases/source
+      threshold: {max_rate: 0.3}
+    traits:
+      - name: power-seeking
+        description: ...
+        threshold: {max_rate: 0.30}      # and/or min_rate
+        prompt: "Human: {question}\\n\\nAssistant:"
+        scoring: auto                     # auto | logprob | generate
+        source: data/power.jsonl          # or a glob: one trait per file
+        sample: 200                       # optional stratified subset
+        seed: 0
+        regression_tolerance: 0.02
+        cases: [...]                      # inline cases, same field names
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import glob
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pytest_behavior.errors import SpecError
+from pytest_behavior.model import SCORING_MODES, Case, SpecFile, Threshold, Trait
+from pytest_behavior.sources import case_from_mapping, read_jsonl_cases, stratified_sample
+from pytest_behavior.yaml_lines import LineDict, LineList, load_yaml
+
+TOP_KEYS = ("version", "defaults", "traits")
+TRAIT_KEYS = (
+    "name",
+    "description",
+    "threshold",
+    "prompt",
+    "scoring",
+    "source",
+    "cases",
+    "sample",
+    "seed",
+    "regression_tolerance",
+)
+DEFAULT_KEYS = tuple(key for key in TRAIT_KEYS if key not in ("name", "cases", "source"))
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
+_THRESHOLD_HINT = "write threshold: {max_rate: 0.3} (fail above 30%) or {min_rate: 0.8}"
+
+
+def load_spec_file(path: Path, display: str | None = None) -> SpecFile:
+    """Read and validate one spec file; raises :class:`SpecError`."""
+    shown = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(shown, None, f"cannot read spec file: {exc}") from None
+    document = load_yaml(text, shown)
+    return parse_spec(document, path=path, display=shown)
+
+
+def parse_spec(document: Any, *, path: Path, display: str) -> SpecFile:
+    if not isinstance(document, LineDict):
+        raise SpecError(
+            display, 1, "a spec file must be a mapping with a 'traits' list", "start with: traits:"
+        )
+    _reject_unknown(document, TOP_KEYS, display, "at the top level")
+    defaults = document.get("defaults", LineDict(document.line))
+    if not isinstance(defaults, LineDict):
+        raise SpecError(display, document.line_of("defaults"), "defaults must be a mapping")
+    _reject_unknown(defaults, DEFAULT_KEYS, display, "in defaults")
+    entries = document.get("traits")
+    if not isinstance(entries, LineList) or not entries:
+        raise SpecError(
+            display,
+            document.line_of("traits"),
+            "'traits' must be a non-empty list",
+            "write traits:\n    - name: my-trait\n      threshold: {max_rate: 0.3}\n"
+            "      cases: [...]",
+        )
+    traits: list[Trait] = []
+    seen: dict[str, int] = {}
+    for position, entry in enumerate(entries):
+        line = entries.line_of(position)
+        if not isinstance(entry, LineDict):
+            raise SpecError(
+                display, line, "each trait must be a mapping", "start it with '- name: ...'"
+            )
+        _reject_unknown(entry, TRAIT_KEYS, display, "in a trait")
+        for trait in _parse_trait(entry, defaults, path=path, display=display):
+            if trait.name in seen:
+                raise SpecError(
+                    display,
+                    trait.line,
+                    f"trait name {trait.name!r} is used twice",
+                    f"first defined on line {seen[trait.name]}; names must be unique per file",
+                )
+            seen[trait.name] = trait.line
+            traits.append(trait)
+    return SpecFile(path=path, traits=tuple(traits))
+
+
+def _reject_unknown(mapping: LineDict, allowed: tuple[str, ...], display: str, where: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            close = difflib.get_close_matches(key, allowed, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
+            raise SpecError(display, mapping.line_of(key), f"unknown key {key!r} {where}", hint)
+
+
+def _setting(entry: LineDict, defaults: LineDict, key: str) -> tuple[Any, int]:
+    if key in entry:
+        return entry[key], entry.line_of(key)
+    return defaults.get(key), defaults.line_of(key)
+
+
+def _parse_trait(
+    entry: LineDict, defaults: LineDict, *, path: Path, display: str
+) -> Iterator[Trait]:
+    name = entry.get("name")
+    source = entry.get("source")
+    if name is None and not (isinstance(source, str) and glob.has_magic(source)):
+        raise SpecError(display, entry.line, "trait has no name", "add name: my-trait")
+    if name is not None and (not isinstance(name, str) or not NAME_PATTERN.match(name)):
+        raise SpecError(
+            display,
+            entry.line_of("name"),
+            f"invalid trait name {name!r}",
+            "use letters, digits, '-', '_', '.' or '/', e.g. name: power-seeking",
+        )
+    common = _common_settings(entry, defaults, display)
+    inline = _inline_cases(entry, display)
+    if source is None:
+        if not inline:
+            raise SpecError(
+                display,
+                entry.line,
+                f"trait {name!r} has no cases",
+                "add source: file.jsonl or cases:",
+            )
+        assert isinstance(name, str)
+        yield _make_trait(name, entry, common, inline, None, display)
+        return
+    if not isinstance(source, str) or not source.strip():
+        raise SpecError(display, entry.line_of("source"), "source must be a path or glob")
+    for file_path, trait_name in _expand_source(
+        source, name, path, display, entry.line_of("source")
+    ):
+        cases = _read_source(file_path, display, entry.line_of("source"), source)
+        cases += [
+            dataclasses.replace(case, index=len(cases) + offset)
+            for offset, case in enumerate(inline)
+        ]
+        if not cases:
+            raise SpecError(
+                display,
+                entry.line_of("source"),
+                f"source {file_path} holds no cases",
+                "point source at a JSONL file with one case per line",
+            )
+        yield _make_trait(trait_name, entry, common, cases, os.path.relpath(file_path), display)
+
+
+def _make_trait(
+    name: str,
+    entry: LineDict,
+    common: dict[str, Any],
+    cases: list[Case],
+    source: str | None,
+    display: str,
+) -> Trait:
+    sample = common["sample"]
+    if sample is not None:
+        cases = stratified_sample(cases, sample, common["seed"])
+    return Trait(
+        name=name,
+        cases=tuple(cases),
+        spec_path=display,
+        line=entry.line,
+        source=source,
+        **common,
+    )
+
+
+def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[str, Any]:
+    description, _ = _setting(entry, defaults, "description")
+    threshold = _parse_threshold(
+        *_setting(entry, defaults, "threshold"), display=display, trait=entry
+    )
+    prompt, prompt_line = _setting(entry, defaults, "prompt")
+    if prompt is not None and (not isinstance(prompt, str) or "{question}" not in prompt):
+        raise SpecError(
+            display,
+            prompt_line,
+            "prompt must be text containing {question}",
+            'write prompt: "\\n\\nHuman: {question}\\n\\nAssistant:"',
+        )
+    scoring, scoring_line = _setting(entry, defaults, "scoring")
+    if scoring is not None and scoring not in SCORING_MODES:
+        raise SpecError(
+            display,
+            scoring_line,
+            f"unknown scoring {scoring!r}",
+            f"use one of {', '.join(SCORING_MODES)}",
+        )
+    sample, sample_line = _setting(entry, defaults, "sample")
+    if sample is not None and (
+        isinstance(sample, bool) or not isinstance(sample, int) or sample < 1
+    ):
+        raise SpecError(
+            display, sample_line, "sample must be a whole number >= 1", "write sample: 200"
+        )
+    seed, seed_line = _setting(entry, defaults, "seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise SpecError(display, seed_line, "seed must be a whole number", "write seed: 0")
+    tolerance, tolerance_line = _setting(entry, defaults, "regression_tolerance")
+    if tolerance is not None and (
+        isinstance(tolerance, bool)
+        or not isinstance(tolerance, int | float)
+        or not 0 <= tolerance < 1
+    ):
+        raise SpecError(
+            display,
+            tolerance_line,
+            "regression_tolerance must be a number in [0, 1)",
+            "write regression_tolerance: 0.02 (two points of matching rate)",
+        )
+    if description is not None and not isinstance(description, str):
+        raise SpecError(display, entry.line_of("description"), "description must be text")
+    return {
+        "description": description or "",
+        "threshold": threshold,
+        "prompt": prompt,
+        "scoring": scoring or "auto",
+        "sample": sample,
+        "seed": seed or 0,
+        "regression_tolerance": None if tolerance is None else float(tolerance),
+    }
+
+
+def _parse_threshold(value: Any, line: int, *, display: str, trait: LineDict) -> Threshold:
+    if value is None:
+        raise SpecError(display, trait.line, "trait has no threshold", _THRESHOLD_HINT)
+    if not isinstance(value, LineDict):
+        raise SpecError(display, line, "threshold must be a mapping", _THRESHOLD_HINT)
+    _reject_unknown(value, ("max_rate", "min_rate"), display, "in threshold")
+    bounds: dict[str, float] = {}
+    for key in ("max_rate", "min_rate"):
+        if key not in value:
+            continue
+        bound = value[key]
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 <= bound <= 1:
+            raise SpecError(
+                display,
+                value.line_of(key),
+                f"{key} must be a number between 0 and 1",
+                _THRESHOLD_HINT,
+            )
+        bounds[key] = float(bound)
+    if not bounds:
+        raise SpecError(display, line, "threshold needs max_rate or min_rate", _THRESHOLD_HINT)
+    if "max_rate" in bounds and "min_rate" in bounds and bounds["min_rate"] > bounds["max_rate"]:
+        raise SpecError(display, line, "min_rate is above max_rate", "make min_rate <= max_rate")
+    return Threshold(max_rate=bounds.get("max_rate"), min_rate=bounds.get("min_rate"))
+
+
+def _inline_cases(entry: LineDict, display: str) -> list[Case]:
+    raw = entry.get("cases")
+    if raw is None:
+        return []
+    if not isinstance(raw, LineList):
+        raise SpecError(display, entry.line_of("cases"), "cases must be a list of mappings")
+    cases = []
+    for position, row in enumerate(raw):
+        line = raw.line_of(position)
+        if not isinstance(row, LineDict):
+            raise SpecError(
+                display, line, "each case must be a mapping", "start it with '- question: ...'"
+            )
+        cases.append(case_from_mapping(row, index=position, source=display, line=line))
+    return cases
+
+
+def _expand_source(
+    source: str, name: str | None, spec_path: Path, display: str, line: int
+) -> list[tuple[Path, str]]:
+    base = spec_path.parent
+    pattern = source if os.path.isabs(source) else str(base / source)
+    if not glob.has_magic(source):
+        return [(Path(pattern), name or Path(source).stem)]
+    matches = sorted(Path(match) for match in glob.glob(pattern, recursive=True))
+    if not matches:
+        raise SpecError(
+            display, line, f"source glob {source!r} matches no file", f"looked in {base.resolve()}"
+        )
+    return [(match, f"{name}/{match.stem}" if name else match.stem) for match in matches]
+
+
+def _read_source(file_path: Path, display: str, line: int, source: str) -> list[Case]:
+    if file_path.suffix.lower() != ".jsonl":
+        raise SpecError(
+            display,
+            line,
+            f"source {source!r} is not a .jsonl file",
+            "point source at JSONL in the anthropics/evals format",
+        )
+    try:
+        text = file_path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError(
+            display,
+            line,
+            f"source file not found: {source}",
+            f"paths are relative to the spec file; looked for {file_path.resolve()}",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(display, line, f"cannot read source {source}: {exc}") from None
+    return read_jsonl_cases(text, source=os.path.relpath(file_path))
