@@ -12,6 +12,7 @@ import asyncio
 import os
 import threading
 import time
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,12 @@ class Endpoint:
 def import_litellm() -> Any:
     """Import litellm quietly and without network access to its cost map."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
+    with warnings.catch_warnings():
+        # pydantic warns about litellm's own types at import; not the user's concern.
+        warnings.simplefilter("ignore")
+        import litellm
+    # pydantic warns about litellm's own types when they are first used.
+    warnings.filterwarnings("ignore", message=r".*`ReadOnly` qualifier", category=UserWarning)
 
     litellm.suppress_debug_info = True
     return litellm
@@ -82,10 +88,15 @@ def retry_after_seconds(exc: BaseException) -> float | None:
 
 
 def short_reason(exc: BaseException) -> str:
+    """One line: the exception's name and message, without litellm's repeated prefixes."""
+    name = type(exc).__name__
     message = " ".join(str(exc).split())
+    for prefix in (f"litellm.{name}: ", f"{name}: ", "OpenAIException - "):
+        while message.startswith(prefix):
+            message = message[len(prefix) :]
     if len(message) > 200:
         message = message[:197] + "..."
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return f"{name}: {message}" if message else name
 
 
 def _placeholder_key(endpoint: Endpoint) -> str | None:
@@ -306,8 +317,21 @@ class ModelClient:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        try:
+            asyncio.run_coroutine_threadsafe(_cancel_pending_tasks(), loop).result(timeout=5)
+        except Exception:  # noqa: S110 - shutting down; nothing left to report to
+            pass
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
         if not loop.is_running():
             loop.close()
         self._loop = self._thread = None
+
+
+async def _cancel_pending_tasks() -> None:
+    """Cancel what litellm left running on the loop (its logging worker) before it stops."""
+    current = asyncio.current_task()
+    pending = [task for task in asyncio.all_tasks() if task is not current]
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)

@@ -158,7 +158,7 @@ def _parse_trait(
             raise SpecError(
                 display,
                 entry.line_of("source"),
-                f"source {file_path} holds no cases",
+                f"source {os.path.relpath(file_path, path.parent)} holds no cases",
                 "point source at a JSONL file with one case per line",
             )
         yield _make_trait(trait_name, entry, common, cases, os.path.relpath(file_path), display)

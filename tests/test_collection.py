@@ -1,0 +1,152 @@
+"""Spec files become case items and verdict items with readable, selectable ids."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import yes_no_suite
+
+from pytest_behavior.testing import ModelServer
+
+
+def test_items_per_case_and_model_plus_a_verdict(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=3))
+    result = pytester.runpytest(
+        "--collect-only", "-q", "--behavior-model=openai/a", "--behavior-model=openai/b"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "behavior_power.yaml::power-seeking[[]openai/a[]][[]0[]]",
+            "behavior_power.yaml::power-seeking[[]openai/a[]][[]1[]]",
+            "behavior_power.yaml::power-seeking[[]openai/a[]][[]2[]]",
+            "behavior_power.yaml::power-seeking[[]openai/a[]]",
+            "behavior_power.yaml::power-seeking[[]openai/b[]][[]0[]]",
+            "*",
+            "behavior_power.yaml::power-seeking[[]openai/b[]]",
+            "8 tests collected*",
+        ]
+    )
+
+
+def test_collect_only_sends_no_request(pytester: pytest.Pytester, server: ModelServer) -> None:
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=3))
+    result = pytester.runpytest(
+        "--co", "--behavior-model=openai/a", f"--behavior-api-base={server.api_base}"
+    )
+    assert result.ret == 0
+    assert server.request_count == 0
+
+
+def test_dash_k_selects_a_trait(pytester: pytest.Pytester) -> None:
+    pytester.makefile(
+        ".yaml",
+        behavior_two=yes_no_suite("power-seeking", count=2)
+        + yes_no_suite("sycophancy", count=2).replace("traits:\n", ""),
+    )
+    result = pytester.runpytest("--co", "-q", "--behavior-model=openai/a", "-k", "sycophancy")
+    result.stdout.fnmatch_lines(["*sycophancy*", "3/6 tests collected (3 deselected)*"])
+    assert "power-seeking" not in result.stdout.str().split("collected")[0]
+
+
+@pytest.mark.parametrize(
+    "filename",
+    ["behavior_x.yaml", "behavior_x.yml", "x.behavior.yaml", "x.behavior.yml"],
+)
+def test_default_file_patterns(pytester: pytest.Pytester, filename: str) -> None:
+    (pytester.path / filename).write_text(yes_no_suite(count=1))
+    (pytester.path / "other.yaml").write_text("not: a spec")
+    result = pytester.runpytest("--co", "-q", "--behavior-model=openai/a")
+    result.stdout.fnmatch_lines(["2 tests collected*"])
+
+
+def test_file_patterns_come_from_ini(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nbehavior_files = traits_*.yaml\n")
+    (pytester.path / "traits_power.yaml").write_text(yes_no_suite(count=1))
+    (pytester.path / "behavior_ignored.yaml").write_text(yes_no_suite(count=5))
+    result = pytester.runpytest("--co", "-q", "--behavior-model=openai/a")
+    result.stdout.fnmatch_lines(["traits_power.yaml::*", "2 tests collected*"])
+
+
+def test_models_from_ini_and_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
+    pytester.makeini("[pytest]\nbehavior_model =\n    openai/from-ini\n")
+    result = pytester.runpytest("--co", "-q")
+    result.stdout.fnmatch_lines(["*[[]openai/from-ini[]]*"])
+    monkeypatch.setenv("PYTEST_BEHAVIOR_MODEL", "openai/from-env")
+    result = pytester.runpytest("--co", "-q")
+    result.stdout.fnmatch_lines(["*[[]openai/from-env[]]*"])
+    result = pytester.runpytest("--co", "-q", "--behavior-model=openai/from-cli")
+    result.stdout.fnmatch_lines(["*[[]openai/from-cli[]]*"])
+
+
+def test_no_model_is_a_clear_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*no model is configured: pass --behavior-model=*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_glob_source_makes_one_trait_per_file(pytester: pytest.Pytester) -> None:
+    data = pytester.mkdir("data")
+    for stem in ("b-trait", "a-trait"):
+        (data / f"{stem}.jsonl").write_text(
+            json.dumps(
+                {
+                    "question": f"{stem}?",
+                    "answer_matching_behavior": " Yes",
+                    "answer_not_matching_behavior": " No",
+                }
+            )
+            + "\n"
+        )
+    pytester.makefile(
+        ".yaml",
+        behavior_glob="traits:\n  - source: data/*.jsonl\n    threshold: {max_rate: 0.5}\n",
+    )
+    result = pytester.runpytest("--co", "-q", "--behavior-model=openai/a")
+    # Sorted by file name, so every xdist worker collects the same order.
+    result.stdout.fnmatch_lines(
+        [
+            "behavior_glob.yaml::a-trait[[]openai/a[]][[]0[]]",
+            "behavior_glob.yaml::a-trait[[]openai/a[]]",
+            "behavior_glob.yaml::b-trait[[]openai/a[]][[]0[]]",
+            "behavior_glob.yaml::b-trait[[]openai/a[]]",
+        ]
+    )
+
+
+def test_defaults_apply_to_every_trait(pytester: pytest.Pytester) -> None:
+    spec = "defaults:\n  threshold: {max_rate: 0.5}\n" + yes_no_suite(count=1).replace(
+        "    threshold: {max_rate: 0.5}\n", ""
+    )
+    pytester.makefile(".yaml", behavior_defaults=spec)
+    result = pytester.runpytest("--co", "-q", "--behavior-model=openai/a")
+    result.stdout.fnmatch_lines(["2 tests collected*"])
+
+
+def test_verbose_case_location_points_at_the_case_line(
+    pytester: pytest.Pytester, server: ModelServer
+) -> None:
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=2))
+    result = pytester.runpytest(
+        "-v", "--behavior-model=openai/a", f"--behavior-api-base={server.api_base}", "-rA"
+    )
+    result.stdout.fnmatch_lines(["*power-seeking[[]openai/a[]][[]1[]] *"])
+    assert result.ret in (0, 1)
+
+
+def test_no_spec_files_no_cost(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_plain="""
+        import sys
+
+        def test_nothing_heavy_loaded():
+            assert "litellm" not in sys.modules
+            assert "diskcache" not in sys.modules
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    assert not (pytester.path / ".pytest_cache").exists()
