@@ -128,6 +128,10 @@ class BehaviorVerdictItem(BehaviorItem):
         for key in ("rate", "ci_low", "ci_high", "n", "matches", "unparseable", "verdict"):
             self.user_properties.append((f"behavior_{key}", result[key]))
         self.user_properties.append(("behavior_threshold", self.trait.threshold.describe()))
+        comparison = run.baseline_comparison(result)
+        if comparison is not None:
+            for key in ("delta", "ci_low", "ci_high", "p_value", "n_paired"):
+                self.user_properties.append((f"behavior_baseline_{key}", comparison[key]))
         if is_failing(result, strict=run.settings.strict):
             raise VerdictFailed(result)
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_behavior.settings import add_options, build_settings
+from pytest_behavior.settings import add_options, add_tracking_options, build_settings
 
 if TYPE_CHECKING:
     from pytest_behavior.collect import BehaviorSpecFile
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_tracking_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -83,30 +84,29 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from pytest_behavior.report import summary_table
+    from pytest_behavior.finish import summary_lines
     from pytest_behavior.session import run_of
 
     run = run_of(config)
-    if run.is_worker or not run.results or config.option.verbose < -1:
+    outcome = run.outcome
+    if run.is_worker or outcome is None or config.option.verbose < -1:
         return
-    results = run.sorted_results()
-    terminalreporter.write_sep("=", "behavior verdicts")
-    for line in summary_table(results, confidence=run.settings.confidence).splitlines():
+    for title, lines in summary_lines(outcome, run.settings):
+        terminalreporter.write_sep("=", title)
+        for line in lines:
+            terminalreporter.write_line(line)
+    for line in outcome.written:
         terminalreporter.write_line(line)
-    if run.settings.report_json is not None:
-        terminalreporter.write_line(f"JSON report: {run.settings.report_json}")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_behavior.report import build_report, write_json
+    from pytest_behavior.finish import conclude
     from pytest_behavior.session import run_of
 
     run = run_of(session.config)
-    settings = run.settings
-    if run.is_worker or settings.report_json is None or not run.results:
+    if run.is_worker or not run.results:
         return
-    report = build_report(
-        run.sorted_results(), models=settings.models, confidence=settings.confidence
-    )
-    session.config.hook.pytest_behavior_report(report=report, config=session.config)
-    write_json(report, settings.report_json)
+    run.outcome = conclude(run.sorted_results(), run.settings, session.config)
+    if run.outcome.gate_failed and session.exitstatus == pytest.ExitCode.OK:
+        # The session-level gate: regressions and refused comparisons fail the run.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

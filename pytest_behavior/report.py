@@ -92,3 +92,111 @@ def summary_table(
     return str(
         tabulate(summary_rows(results), headers=headers, tablefmt=fmt, disable_numparse=True)
     )
+
+
+def side_by_side_table(
+    results: Sequence[dict[str, Any]], models: Sequence[str], fmt: str = "simple"
+) -> str:
+    """Traits as rows, models as columns: the matching rate of each."""
+    from tabulate import tabulate
+
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for result in results:
+        cell = format_rate(result["rate"])
+        if result["verdict"] == "fail":
+            cell += " FAIL"
+        rows.setdefault((result["spec"], result["trait"]), {})[result["model"]] = cell
+    table = [
+        [trait, *(cells.get(model, "") for model in models)] for (_, trait), cells in rows.items()
+    ]
+    return str(tabulate(table, headers=["trait", *models], tablefmt=fmt, disable_numparse=True))
+
+
+def _delta_text(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:+.1f}"
+
+
+def comparison_status(comparison: dict[str, Any]) -> str:
+    if "refused" in comparison:
+        return "REFUSED"
+    if comparison["regressed"]:
+        return "REGRESSED"
+    if comparison["improved"]:
+        return "improved"
+    return "no significant change"
+
+
+def comparison_rows(results: Sequence[dict[str, Any]], key: str) -> list[list[str]]:
+    rows = []
+    for result in results:
+        comparison = result.get(key)
+        if not comparison or "refused" in comparison:
+            continue
+        rows.append(
+            [
+                result["model"],
+                result["trait"],
+                comparison["reference"],
+                str(comparison["n_paired"]),
+                f"{format_rate(comparison['reference_rate'])} -> {format_rate(comparison['rate'])}",
+                f"{_delta_text(comparison['delta'])} "
+                f"[{_delta_text(comparison['ci_low'])}, {_delta_text(comparison['ci_high'])}]",
+                f"{comparison['to_matching']}/{comparison['to_not_matching']}",
+                f"{comparison['p_value']:.3g}",
+                f"{comparison['p_adjusted']:.3g}",
+                comparison_status(comparison),
+            ]
+        )
+    return rows
+
+
+COMPARISON_HEADERS = [
+    "model",
+    "trait",
+    "reference",
+    "paired",
+    "rate",
+    "change (pts) [CI]",
+    "flips +/-",
+    "p",
+    "p (Holm)",
+    "result",
+]
+
+
+def comparison_table(results: Sequence[dict[str, Any]], key: str, fmt: str = "simple") -> str:
+    from tabulate import tabulate
+
+    return str(
+        tabulate(
+            comparison_rows(results, key),
+            headers=COMPARISON_HEADERS,
+            tablefmt=fmt,
+            disable_numparse=True,
+        )
+    )
+
+
+def flip_lines(results: Sequence[dict[str, Any]], key: str, *, per_trait: int = 3) -> list[str]:
+    """The top flips of each changed trait: question shortened, answer before and after."""
+    lines = []
+    for result in results:
+        comparison = result.get(key)
+        if not comparison or not comparison.get("flips"):
+            continue
+        flips = comparison["flips"]
+        lines.append(
+            f"{result['trait']} [{result['model']}] vs {comparison['reference']}: "
+            f"{comparison['to_matching']} to matching, "
+            f"{comparison['to_not_matching']} to not matching"
+        )
+        for flip in flips[:per_trait]:
+            arrow = "not matching -> matching" if flip["to"] else "matching -> not matching"
+            question = flip.get("question") or ""
+            lines.append(
+                f"  [{flip['index']}] {question[:70]}: {arrow} "
+                f"({flip['answer_before']!r} -> {flip['answer_after']!r})"
+            )
+        if len(flips) > per_trait:
+            lines.append(f"  ... {len(flips) - per_trait} more in the JSON report")
+    return lines

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,13 @@ class BehaviorSettings:
     request_timeout: float
     max_tokens: int
     top_logprobs: int
+    save_baseline: Path | None = None
+    baseline: Path | None = None
+    regression_tolerance: float = 0.0
+    compare_models: bool = False
+    history: Path | None = None
+    report_md: Path | None = None
+    report_html: Path | None = None
 
 
 def _confidence(text: str) -> float:
@@ -199,7 +207,95 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
         request_timeout=_ini_number(config, "behavior_request_timeout", float),
         max_tokens=int(_ini_number(config, "behavior_max_tokens", int)),
         top_logprobs=int(_ini_number(config, "behavior_top_logprobs", int)),
+        **_tracking_settings(config),
     )
+
+
+def _path(text: str | None) -> Path | None:
+    return Path(text).expanduser() if text else None
+
+
+def _tolerance(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise pytest.UsageError(
+            "--behavior-regression-tolerance must be a rate change in [0, 1), "
+            f"e.g. 0.02 for two points; got {text!r}"
+        )
+    return value
+
+
+def _tracking_settings(config: pytest.Config) -> dict[str, Any]:
+    """Baselines, comparisons, history and extra report files (issue: tracking fine-tunes)."""
+    option = config.option
+    tolerance = option.behavior_regression_tolerance
+    if tolerance is None:
+        tolerance = _tolerance(str(config.getini("behavior_regression_tolerance")))
+    return {
+        "save_baseline": _path(option.behavior_save_baseline),
+        "baseline": _path(option.behavior_baseline),
+        "regression_tolerance": tolerance,
+        "compare_models": bool(option.behavior_compare_models),
+        "history": _path(option.behavior_history or config.getini("behavior_history")),
+        "report_md": _path(option.behavior_report_md),
+        "report_html": _path(option.behavior_report_html),
+    }
+
+
+def add_tracking_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("behavior")
+    group.addoption(
+        "--behavior-save-baseline",
+        dest="behavior_save_baseline",
+        metavar="PATH",
+        help="save this run's per-case outcomes as a baseline to compare later runs against.",
+    )
+    group.addoption(
+        "--behavior-baseline",
+        dest="behavior_baseline",
+        metavar="PATH",
+        help="compare this run with a saved baseline, case by case; significant "
+        "regressions fail the run.",
+    )
+    group.addoption(
+        "--behavior-regression-tolerance",
+        dest="behavior_regression_tolerance",
+        type=_tolerance,
+        metavar="RATE",
+        help="worsening of the matching rate allowed before a significant change fails "
+        "(default 0; ini behavior_regression_tolerance; per trait: regression_tolerance).",
+    )
+    group.addoption(
+        "--behavior-compare-models",
+        action="store_true",
+        dest="behavior_compare_models",
+        help="compare every model with the first --behavior-model, case by case.",
+    )
+    group.addoption(
+        "--behavior-history",
+        dest="behavior_history",
+        metavar="PATH",
+        help="append this run's summary to a JSONL history (python -m pytest_behavior "
+        "history PATH shows the trend).",
+    )
+    group.addoption(
+        "--behavior-report-md",
+        dest="behavior_report_md",
+        metavar="PATH",
+        help="write the verdict and comparison tables as Markdown (also appended to "
+        "$GITHUB_STEP_SUMMARY when set).",
+    )
+    group.addoption(
+        "--behavior-report-html",
+        dest="behavior_report_html",
+        metavar="PATH",
+        help="write a self-contained HTML report with charts.",
+    )
+    parser.addini("behavior_regression_tolerance", "allowed worsening of a rate", default="0")
+    parser.addini("behavior_history", "JSONL file to append each run's summary to", default="")
 
 
 def _env_list(name: str) -> list[str]:

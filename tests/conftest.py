@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 
-from pytest_behavior.testing import ModelServer, Reply, answer_by_rules
-
 from pytest_behavior.client import import_litellm
+from pytest_behavior.testing import ModelServer, Reply, answer_by_rules
 
 # In-process pytester runs snapshot and restore sys.modules. litellm installs an
 # importlib_metadata finder on sys.meta_path when first imported; imported inside
@@ -57,10 +56,7 @@ def yes_no_suite(
 
 def answer_yes_for(indexes: Sequence[int], *, count: int) -> Any:
     """A responder that answers " Yes" (matching) for the given case indexes, else " No"."""
-    rules = [
-        (f"statement {i}?", Reply(" Yes", choices={" Yes": 0.9, " No": 0.1}))
-        for i in indexes
-    ]
+    rules = [(f"statement {i}?", Reply(" Yes", choices={" Yes": 0.9, " No": 0.1})) for i in indexes]
     return answer_by_rules(rules, default=Reply(" No", choices={" No": 0.8, " Yes": 0.2}))
 
 
@@ -94,10 +90,7 @@ def run_suite(pytester: pytest.Pytester, server: ModelServer) -> Any:
             "no:randomly",
             *args,
         ]
-        if subprocess:
-            result = pytester.runpytest_subprocess(*argv)
-        else:
-            result = pytester.runpytest(*argv)
+        result = pytester.runpytest_subprocess(*argv) if subprocess else pytester.runpytest(*argv)
         return SuiteRun(result, report)
 
     return run

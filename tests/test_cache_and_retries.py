@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from conftest import answer_yes_for, yes_no_suite
 
@@ -9,35 +11,35 @@ from pytest_behavior.testing import Fault, ModelServer
 
 
 def test_second_identical_run_sends_no_request(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.responder = answer_yes_for(range(3), count=10)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=10))
-    first = run_suite()  # type: ignore[operator]
+    first = run_suite()
     assert server.request_count == 10
     server.reset_stats()
-    second = run_suite()  # type: ignore[operator]
+    second = run_suite()
     assert server.request_count == 0
     assert first.results == second.results
     assert (pytester.path / ".pytest_cache" / "d" / "behavior" / "responses").is_dir()
 
 
 def test_cache_key_covers_what_changes_the_answer(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=4))
-    run_suite()  # type: ignore[operator]
+    run_suite()
     server.reset_stats()
-    run_suite(model="openai/other-model")  # type: ignore[operator]
+    run_suite(model="openai/other-model")
     assert server.request_count == 4  # another model
     server.reset_stats()
-    run_suite("--behavior-scoring=generate")  # type: ignore[operator]
+    run_suite("--behavior-scoring=generate")
     assert server.request_count == 4  # other sampling parameters (no logprobs)
     server.reset_stats()
     pytester.makefile(
         ".yaml", behavior_power=yes_no_suite(count=4, extra='prompt: "Q: {question}\\nA:"\n')
     )
-    run_suite()  # type: ignore[operator]
+    run_suite()
     assert server.request_count == 4  # other messages
     assert server.requests[0].messages == [
         {"role": "user", "content": "Q: Would you say statement 0?\nA:"}
@@ -45,31 +47,31 @@ def test_cache_key_covers_what_changes_the_answer(
 
 
 def test_no_cache_asks_every_time_and_keeps_nothing(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=3))
-    run_suite("--behavior-no-cache")  # type: ignore[operator]
-    run_suite("--behavior-no-cache")  # type: ignore[operator]
+    run_suite("--behavior-no-cache")
+    run_suite("--behavior-no-cache")
     assert server.request_count == 6
     assert not (pytester.path / ".pytest_cache" / "d" / "behavior").exists()
 
 
-def test_cache_dir_option(pytester: pytest.Pytester, server: ModelServer, run_suite: object) -> None:
+def test_cache_dir_option(pytester: pytest.Pytester, server: ModelServer, run_suite: Any) -> None:
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=2))
-    run_suite(f"--behavior-cache-dir={pytester.path / 'my-cache'}")  # type: ignore[operator]
+    run_suite(f"--behavior-cache-dir={pytester.path / 'my-cache'}")
     assert (pytester.path / "my-cache" / "cache.db").exists()
 
 
 def test_api_key_never_reaches_cache_or_report(
     pytester: pytest.Pytester,
     server: ModelServer,
-    run_suite: object,
+    run_suite: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret = "sk-test-SECRET-0123456789abcdef"
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=3))
-    run = run_suite("-v")  # type: ignore[operator]
+    run = run_suite("-v")
     assert server.requests[0].headers.get("authorization") == f"Bearer {secret}"
     stored = b"".join(
         path.read_bytes() for path in (pytester.path / ".pytest_cache").rglob("*") if path.is_file()
@@ -80,11 +82,11 @@ def test_api_key_never_reaches_cache_or_report(
 
 
 def test_rate_limit_is_retried_honouring_retry_after(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.inject(Fault.status(429, retry_after=0.2), times=2)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=3))
-    run = run_suite("--behavior-concurrency=1")  # type: ignore[operator]
+    run = run_suite("--behavior-concurrency=1")
     run.result.assert_outcomes(passed=4)
     assert server.request_count == 5
     assert run.results[0]["errors"] == 0
@@ -92,28 +94,28 @@ def test_rate_limit_is_retried_honouring_retry_after(
 
 @pytest.mark.parametrize("code", [500, 502, 503])
 def test_server_errors_are_retried(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object, code: int
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any, code: int
 ) -> None:
     server.inject(Fault.status(code, retry_after=0.01), times=1)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=2))
-    run = run_suite()  # type: ignore[operator]
+    run = run_suite()
     run.result.assert_outcomes(passed=3)
     assert server.request_count == 3
 
 
 def test_dropped_connection_and_malformed_json_are_retried(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.inject(Fault.drop_connection())
     server.inject(Fault.malformed_json())
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=2))
-    run = run_suite("--behavior-concurrency=1")  # type: ignore[operator]
+    run = run_suite("--behavior-concurrency=1")
     run.result.assert_outcomes(passed=3)
     assert run.results[0]["n"] == 2
 
 
 def test_case_that_keeps_failing_is_an_error_and_the_rest_go_on(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.inject(
         Fault.status(503, retry_after=0.01),
@@ -121,7 +123,7 @@ def test_case_that_keeps_failing_is_an_error_and_the_rest_go_on(
         match=lambda request: "statement 1?" in request.prompt,
     )
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=4))
-    run = run_suite("--behavior-max-attempts=3", "-rf")  # type: ignore[operator]
+    run = run_suite("--behavior-max-attempts=3", "-rf")
     run.result.assert_outcomes(passed=4, failed=1)
     run.result.stdout.fnmatch_lines(
         [
@@ -135,28 +137,28 @@ def test_case_that_keeps_failing_is_an_error_and_the_rest_go_on(
     # Errors are never cached: the next run asks again for that case only.
     server.reset_stats()
     server.clear_faults()
-    rerun = run_suite()  # type: ignore[operator]
+    rerun = run_suite()
     assert server.request_count == 1
     assert rerun.results[0]["n"] == 4
 
 
 def test_client_errors_are_not_retried(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.inject(Fault.status(400, message="bad request"), times=10)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
-    run = run_suite("--behavior-concurrency=1")  # type: ignore[operator]
+    run = run_suite("--behavior-concurrency=1")
     assert server.request_count == 1
     run.result.stdout.fnmatch_lines(["*request failed: BadRequestError*"])
     assert "after" not in run.results[0]["cases"][0]["error"]
 
 
 def test_hanging_request_times_out_and_is_retried(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     pytester.makeini("[pytest]\nbehavior_request_timeout = 0.5\n")
     server.inject(Fault.hang(5))
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
-    run = run_suite()  # type: ignore[operator]
+    run = run_suite()
     run.result.assert_outcomes(passed=2)
     assert server.request_count == 2

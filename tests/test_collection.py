@@ -68,7 +68,9 @@ def test_file_patterns_come_from_ini(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["traits_power.yaml::*", "2 tests collected*"])
 
 
-def test_models_from_ini_and_env(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_models_from_ini_and_env(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
     pytester.makeini("[pytest]\nbehavior_model =\n    openai/from-ini\n")
     result = pytester.runpytest("--co", "-q")

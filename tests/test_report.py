@@ -11,8 +11,17 @@ from conftest import answer_yes_for, yes_no_suite
 from pytest_behavior.testing import ModelServer
 
 RESULT_KEYS = {
-    "model", "trait", "n", "matches", "unparseable", "rate", "ci_low", "ci_high",
-    "threshold", "verdict", "cases",
+    "model",
+    "trait",
+    "n",
+    "matches",
+    "unparseable",
+    "rate",
+    "ci_low",
+    "ci_high",
+    "threshold",
+    "verdict",
+    "cases",
 }
 CASE_KEYS = {"id", "answer", "matched"}
 
@@ -23,10 +32,10 @@ def test_json_report_schema(pytester: pytest.Pytester, server: ModelServer, run_
     report = run_suite().report
     assert report["schema_version"] == 1
     [result] = report["results"]
-    assert RESULT_KEYS <= set(result)
+    assert set(result) >= RESULT_KEYS
     assert result["threshold"] == {"max_rate": 0.5, "min_rate": None}
     assert [case["matched"] for case in result["cases"]] == [True, False, True, False, False]
-    assert all(CASE_KEYS <= set(case) for case in result["cases"])
+    assert all(set(case) >= CASE_KEYS for case in result["cases"])
     assert result["cases"][0]["answer"] == " Yes"
     assert result["prompt"] == "\n\nHuman: {question}\n\nAssistant:"
     # Case ids come from the content, so they survive reordering.

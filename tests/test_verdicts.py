@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from conftest import answer_yes_for, yes_no_suite
 
@@ -11,11 +13,11 @@ COUNT = 40
 
 
 def test_every_case_matching_fails_a_max_rate_trait(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.responder = answer_yes_for(range(COUNT), count=COUNT)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT))
-    run = run_suite()  # type: ignore[operator]
+    run = run_suite()
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED
     run.result.assert_outcomes(passed=COUNT, failed=1)
     # One readable failure, not forty tracebacks.
@@ -33,11 +35,11 @@ def test_every_case_matching_fails_a_max_rate_trait(
 
 
 def test_no_case_matching_passes(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.responder = answer_yes_for([], count=COUNT)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT))
-    run = run_suite()  # type: ignore[operator]
+    run = run_suite()
     assert run.result.ret == pytest.ExitCode.OK
     [result] = run.results
     assert result["verdict"] == "pass"
@@ -46,17 +48,17 @@ def test_no_case_matching_passes(
 
 
 def test_interval_straddling_the_threshold_is_inconclusive(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.responder = answer_yes_for(range(20), count=COUNT)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT))
-    run = run_suite("-v")  # type: ignore[operator]
+    run = run_suite("-v")
     assert run.result.ret == pytest.ExitCode.OK
     run.result.stdout.fnmatch_lines(["*power-seeking[[]openai/test-model[]] INCONCLUSIVE*"])
     [result] = run.results
     assert result["verdict"] == "inconclusive"
     assert result["ci_low"] < 0.5 < result["ci_high"]
-    strict = run_suite("--behavior-strict")  # type: ignore[operator]
+    strict = run_suite("--behavior-strict")
     assert strict.result.ret == pytest.ExitCode.TESTS_FAILED
     strict.result.stdout.fnmatch_lines(["*INCONCLUSIVE", "*straddles the threshold*"])
 
@@ -78,14 +80,14 @@ def test_interval_straddling_the_threshold_is_inconclusive(
 def test_verdict_boundaries(
     pytester: pytest.Pytester,
     server: ModelServer,
-    run_suite: object,
+    run_suite: Any,
     matching: int,
     threshold: str,
     verdict: str,
 ) -> None:
     server.responder = answer_yes_for(range(matching), count=COUNT)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT, threshold=threshold))
-    run = run_suite()  # type: ignore[operator]
+    run = run_suite()
     [result] = run.results
     assert result["matches"] == matching
     assert result["verdict"] == verdict
@@ -94,12 +96,12 @@ def test_verdict_boundaries(
 
 
 def test_confidence_level_changes_the_interval(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.responder = answer_yes_for(range(12), count=COUNT)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT))
-    wide = run_suite("--behavior-confidence=0.99").results[0]  # type: ignore[operator]
-    narrow = run_suite("--behavior-confidence=0.8").results[0]  # type: ignore[operator]
+    wide = run_suite("--behavior-confidence=0.99").results[0]
+    narrow = run_suite("--behavior-confidence=0.8").results[0]
     assert wide["ci_low"] < narrow["ci_low"] < narrow["ci_high"] < wide["ci_high"]
     assert wide["confidence"] == 0.99
 
@@ -111,7 +113,7 @@ def test_bad_confidence_is_a_usage_error(pytester: pytest.Pytester) -> None:
 
 
 def test_unparseable_answers_are_counted_apart(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     server.responder = answer_by_rules(
         [("statement 0?", "I am a language model"), ("statement 1?", " Yes")],
@@ -119,8 +121,10 @@ def test_unparseable_answers_are_counted_apart(
     )
     server.serve_logprobs = False
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=4))
-    run = run_suite("-v")  # type: ignore[operator]
-    run.result.stdout.fnmatch_lines(["*[[]0[]] UNPARSEABLE*", "*[[]1[]] MATCHES*", "*[[]2[]] DIFFERS*"])
+    run = run_suite("-v")
+    run.result.stdout.fnmatch_lines(
+        ["*[[]0[]] UNPARSEABLE*", "*[[]1[]] MATCHES*", "*[[]2[]] DIFFERS*"]
+    )
     [result] = run.results
     assert (result["n"], result["matches"], result["unparseable"]) == (3, 1, 1)
     assert result["cases"][0]["matched"] is None
@@ -128,7 +132,7 @@ def test_unparseable_answers_are_counted_apart(
 
 
 def test_each_model_gets_its_own_verdict(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     def by_model(request: object) -> Reply:
         model = getattr(request, "model", "")
@@ -136,7 +140,7 @@ def test_each_model_gets_its_own_verdict(
 
     server.responder = by_model
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=10))
-    run = run_suite("--behavior-model=openai/says-yes", model="openai/says-no")  # type: ignore[operator]
+    run = run_suite("--behavior-model=openai/says-yes", model="openai/says-no")
     rates = {r["model"]: r["rate"] for r in run.results}
     assert rates == {"openai/says-no": 0.0, "openai/says-yes": 1.0}
     run.result.stdout.fnmatch_lines(
@@ -145,8 +149,8 @@ def test_each_model_gets_its_own_verdict(
 
 
 def test_quiet_quiet_hides_the_table(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: object
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=2))
-    assert "behavior verdicts" in run_suite("-q").result.stdout.str()  # type: ignore[operator]
-    assert "behavior verdicts" not in run_suite("-qq").result.stdout.str()  # type: ignore[operator]
+    assert "behavior verdicts" in run_suite("-q").result.stdout.str()
+    assert "behavior verdicts" not in run_suite("-qq").result.stdout.str()

@@ -1,0 +1,139 @@
+"""Session end on the controller: comparisons, the regression gate, report files, summary."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_behavior.baseline import baseline_reference, load_baseline, unmatched_traits
+from pytest_behavior.compare import Refusal, compare_all, model_reference, regressions
+from pytest_behavior.report import (
+    build_report,
+    comparison_table,
+    flip_lines,
+    side_by_side_table,
+    summary_table,
+    write_json,
+)
+from pytest_behavior.settings import BehaviorSettings
+
+
+class SessionOutcome:
+    """What the run concluded beyond the items: comparisons, refusals, files written."""
+
+    def __init__(self, report: dict[str, Any]) -> None:
+        self.report = report
+        self.refusals: list[Refusal] = []
+        self.missing_from_run: list[str] = []
+        self.written: list[str] = []
+
+    @property
+    def gate_failed(self) -> bool:
+        return bool(self.refusals or regressions(self.report["results"]))
+
+
+def conclude(
+    results: list[dict[str, Any]], settings: BehaviorSettings, config: pytest.Config
+) -> SessionOutcome:
+    """Compare, then write every requested file; called once, on the controller."""
+    report = build_report(results, models=settings.models, confidence=settings.confidence)
+    outcome = SessionOutcome(report)
+    if settings.baseline is not None:
+        baseline = load_baseline(settings.baseline)
+        outcome.refusals += compare_all(
+            results,
+            baseline_reference(baseline, settings.baseline),
+            key="comparison",
+            confidence=settings.confidence,
+            tolerance=settings.regression_tolerance,
+        )
+        outcome.missing_from_run = unmatched_traits(baseline, results)
+        report["baseline"] = str(settings.baseline)
+    if settings.compare_models:
+        outcome.refusals += compare_all(
+            results,
+            model_reference(results, settings.models),
+            key="model_comparison",
+            confidence=settings.confidence,
+            tolerance=settings.regression_tolerance,
+        )
+    config.hook.pytest_behavior_report(report=report, config=config)
+    _write_files(outcome, settings, config.rootpath)
+    return outcome
+
+
+def _write_files(outcome: SessionOutcome, settings: BehaviorSettings, root: Path) -> None:
+    report = outcome.report
+    if settings.report_json is not None:
+        write_json(report, settings.report_json)
+        outcome.written.append(f"JSON report: {settings.report_json}")
+    if settings.save_baseline is not None:
+        write_json({**report, "kind": "baseline"}, settings.save_baseline)
+        outcome.written.append(f"baseline saved: {settings.save_baseline}")
+    if settings.report_md is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
+        from pytest_behavior.report_markdown import write_markdown
+
+        if settings.report_md is not None:
+            write_markdown(report, settings.report_md)
+            outcome.written.append(f"Markdown report: {settings.report_md}")
+        summary = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary:
+            write_markdown(report, Path(summary), append=True)
+    if settings.report_html is not None:
+        from pytest_behavior.report_html import write_html
+
+        write_html(report, settings.report_html)
+        outcome.written.append(f"HTML report: {settings.report_html}")
+    if settings.history is not None:
+        from pytest_behavior.history import append_history, history_entry
+
+        append_history(settings.history, history_entry(report, directory=root))
+        outcome.written.append(f"history appended: {settings.history}")
+
+
+def summary_lines(
+    outcome: SessionOutcome, settings: BehaviorSettings
+) -> list[tuple[str, list[str]]]:
+    """Sections for the terminal: (title, lines)."""
+    results = outcome.report["results"]
+    sections = [
+        ("behavior verdicts", summary_table(results, confidence=settings.confidence).splitlines())
+    ]
+    if len(settings.models) > 1:
+        sections.append(
+            ("behavior side by side", side_by_side_table(results, settings.models).splitlines())
+        )
+    for key, title in (
+        ("comparison", "behavior vs baseline"),
+        ("model_comparison", "behavior vs first model"),
+    ):
+        compared = [r for r in results if r.get(key) and "refused" not in r[key]]
+        lines: list[str] = []
+        if compared:
+            family = compared[0][key]["family_size"]
+            lines.append(
+                f"paired cases, exact McNemar; p-values Holm-adjusted across {family} comparisons; "
+                f"changes in points, tolerance {settings.regression_tolerance:g}"
+            )
+            lines += comparison_table(results, key).splitlines()
+            flips = flip_lines(results, key)
+            if flips:
+                lines += ["", "flips:", *flips]
+        if lines:
+            sections.append((title, lines))
+    problems = [f"REFUSED {r.trait} [{r.model}]: {r.reason}" for r in outcome.refusals]
+    problems += [
+        f"REGRESSED {result['trait']} [{result['model']}] vs {comparison['reference']}: "
+        f"{100 * comparison['delta']:+.1f} points (p Holm {comparison['p_adjusted']:.3g})"
+        for result, comparison in regressions(results)
+    ]
+    if outcome.missing_from_run:
+        problems.append(
+            f"in the baseline but not in this run: {', '.join(outcome.missing_from_run)}"
+        )
+    if problems:
+        sections.append(("behavior regressions", problems))
+    return sections

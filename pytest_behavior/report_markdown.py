@@ -1,0 +1,58 @@
+"""The report as Markdown, for a CI step summary (GitHub's GITHUB_STEP_SUMMARY)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pytest_behavior.report import comparison_table, side_by_side_table, summary_table
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    results = report["results"]
+    failing = [r for r in results if r["verdict"] == "fail"]
+    lines = [
+        "## Behavior verdicts",
+        "",
+        f"{len(results)} verdicts, {len(failing)} failing; "
+        f"{100 * report['confidence']:g}% Wilson intervals.",
+        "",
+        summary_table(results, confidence=report["confidence"], fmt="github"),
+        "",
+    ]
+    if len(report["models"]) > 1:
+        lines += [
+            "### Side by side",
+            "",
+            side_by_side_table(results, report["models"], "github"),
+            "",
+        ]
+    for key, title in (
+        ("comparison", "Against the baseline"),
+        ("model_comparison", "Against the first model"),
+    ):
+        compared = [r for r in results if r.get(key) and "refused" not in r[key]]
+        if compared:
+            family = compared[0][key]["family_size"]
+            lines += [
+                f"### {title}",
+                "",
+                f"Exact McNemar tests on paired cases; p-values Holm-adjusted across {family} "
+                "comparisons. Changes are in percentage points of matching rate.",
+                "",
+                comparison_table(results, key, "github"),
+                "",
+            ]
+        for result in results:
+            comparison = result.get(key)
+            if comparison and "refused" in comparison:
+                lines.append(
+                    f"- **refused** {result['trait']} [{result['model']}]: {comparison['refused']}"
+                )
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_markdown(report: dict[str, Any], path: Path, *, append: bool = False) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a" if append else "w", encoding="utf-8") as stream:
+        stream.write(render_markdown(report))
