@@ -1,0 +1,200 @@
+"""OpenAI wire format: request bodies in, response bodies out.
+
+Bodies are shaped as OpenAI shapes them (ids, ``object``, ``created``, ``usage``) so
+that the openai SDK under litellm parses them without complaint.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .responders import ChatRequest, Reply
+from .tokens import TokenLogprob, chat_logprobs, count_tokens, legacy_logprobs, token_logprobs
+
+MAX_TOP_LOGPROBS = 20
+# Chat templates wrap each message in a few tokens of their own.
+TOKENS_PER_MESSAGE = 4
+SYSTEM_FINGERPRINT = "fp_pytest_behavior"
+
+
+class ProtocolError(Exception):
+    """A request the server refuses, as OpenAI would, with status 400."""
+
+    def __init__(self, message: str, *, param: str | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.status = status
+
+
+def error_body(
+    message: str, error_type: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": param, "code": code}}
+
+
+def chat_request(body: Mapping[str, Any], headers: Mapping[str, str]) -> ChatRequest:
+    """The :class:`ChatRequest` for a ``/v1/chat/completions`` body."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+        raise ProtocolError("'messages' must be a list of message objects", param="messages")
+    prompt = "\n".join(message_text(message.get("content")) for message in messages)
+    return ChatRequest(
+        model=_model(body), messages=messages, prompt=prompt, body=dict(body), headers=dict(headers)
+    )
+
+
+def completion_request(body: Mapping[str, Any], headers: Mapping[str, str]) -> ChatRequest:
+    """The :class:`ChatRequest` for a legacy ``/v1/completions`` body."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise ProtocolError(
+            "'prompt' must be a string (the test server does not batch prompts or take token ids)",
+            param="prompt",
+        )
+    return ChatRequest(
+        model=_model(body), messages=[], prompt=prompt, body=dict(body), headers=dict(headers)
+    )
+
+
+def message_text(content: Any) -> str:
+    """The text of a message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [part.get("text", "") for part in content if isinstance(part, dict)]
+        return "".join(part for part in parts if isinstance(part, str))
+    return ""
+
+
+def _model(body: Mapping[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ProtocolError("'model' must be a non-empty string", param="model")
+    return model
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The reply after ``stop`` and ``max_tokens`` had their say."""
+
+    text: str
+    finish_reason: str
+    logprobs: list[TokenLogprob]
+
+
+def generate(reply: Reply, body: Mapping[str, Any], top_count: int) -> Generation:
+    """Cut the reply at a stop sequence or the token limit, as a provider would.
+
+    Log-probabilities are worked out on the whole answer and then cut with it, so a
+    ``max_tokens`` that ends before the deciding token loses it, as it would for real.
+    """
+    text = _cut_at_stop(reply.text, body.get("stop"))
+    entries = token_logprobs(text, reply.choices, top_count)
+    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(limit, int) and not isinstance(limit, bool) and 0 < limit < len(entries):
+        entries = entries[:limit]
+        return Generation("".join(e.token for e in entries), "length", entries)
+    return Generation(text, "stop", entries)
+
+
+def _cut_at_stop(text: str, stop: Any) -> str:
+    sequences = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    cuts = [text.find(s) for s in sequences if isinstance(s, str) and s and s in text]
+    return text[: min(cuts)] if cuts else text
+
+
+def chat_top_count(body: Mapping[str, Any]) -> int | None:
+    """How many top alternatives a chat request asks for, or None without ``logprobs``."""
+    top = body.get("top_logprobs")
+    if top is not None and (not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS):
+        raise ProtocolError(
+            f"'top_logprobs' must be an integer from 0 to {MAX_TOP_LOGPROBS}, got {top!r}",
+            param="top_logprobs",
+        )
+    if not body.get("logprobs"):
+        if top is not None:
+            raise ProtocolError(
+                "'logprobs' must be set to true when 'top_logprobs' is used", param="logprobs"
+            )
+        return None
+    return top or 0
+
+
+def legacy_top_count(body: Mapping[str, Any]) -> int | None:
+    """How many top alternatives a legacy completions request asks for, or None."""
+    top = body.get("logprobs")
+    if top is None or top is False:
+        return None
+    if isinstance(top, bool) or not isinstance(top, int) or not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise ProtocolError(
+            f"'logprobs' must be an integer from 0 to {MAX_TOP_LOGPROBS}, got {top!r}",
+            param="logprobs",
+        )
+    return top
+
+
+def chat_completion_body(
+    request: ChatRequest, generation: Generation, with_logprobs: bool
+) -> dict[str, Any]:
+    prompt_tokens = count_tokens(request.prompt) + TOKENS_PER_MESSAGE * len(request.messages)
+    return {
+        "id": "chatcmpl-" + secrets.token_hex(12),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": generation.text, "refusal": None},
+                "logprobs": chat_logprobs(generation.logprobs) if with_logprobs else None,
+                "finish_reason": generation.finish_reason,
+            }
+        ],
+        "usage": _usage(prompt_tokens, len(generation.logprobs)),
+    }
+
+
+def text_completion_body(
+    request: ChatRequest, generation: Generation, with_logprobs: bool
+) -> dict[str, Any]:
+    logprobs = legacy_logprobs(generation.logprobs, len(request.prompt)) if with_logprobs else None
+    return {
+        "id": "cmpl-" + secrets.token_hex(12),
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": [
+            {
+                "text": generation.text,
+                "index": 0,
+                "logprobs": logprobs,
+                "finish_reason": generation.finish_reason,
+            }
+        ],
+        "usage": _usage(count_tokens(request.prompt), len(generation.logprobs)),
+    }
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+
+
+def models_body(model_ids: Sequence[str]) -> dict[str, Any]:
+    return {"object": "list", "data": [model_object(model_id) for model_id in model_ids]}
+
+
+def model_object(model_id: str) -> dict[str, Any]:
+    return {"id": model_id, "object": "model", "created": 0, "owned_by": "pytest-behavior"}

@@ -1,0 +1,414 @@
+"""The test model server: a real HTTP server on loopback speaking OpenAI's protocol."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from . import protocol
+from .faults import Fault, FaultQueue, RequestMatcher
+from .protocol import ProtocolError
+from .responders import ChatRequest, Responder, as_reply, deterministic_choice
+
+DEFAULT_MODEL_ID = "pytest-behavior-test-model"
+# How often the serving loop looks for a stop request; bounds how long stop() takes.
+POLL_INTERVAL = 0.05
+# A burst of parallel clients must not overflow the listen backlog (the default of 5
+# turns the overflow into one-second SYN retransmissions).
+LISTEN_BACKLOG = 128
+_CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+_COMPLETION_PATHS = frozenset({"/v1/completions", "/completions"})
+_MODELS_PATHS = frozenset({"/v1/models", "/models"})
+
+
+class ModelServer:
+    """An OpenAI-compatible chat model on 127.0.0.1 with scripted answers and faults.
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`. Point litellm
+    at it with ``model="openai/<any name>"``, ``api_base=server.api_base`` and any
+    ``api_key``. ``responder`` and ``latency`` may be changed while it serves.
+
+    ``port=0`` picks a free port; after :meth:`start`, ``port`` is the one bound.
+    """
+
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        *,
+        latency: float = 0.0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        serve_logprobs: bool = True,
+    ) -> None:
+        self.responder: Responder = responder if responder is not None else deterministic_choice()
+        self.latency = latency
+        self.serve_logprobs = serve_logprobs
+        self.host = host
+        self.port = port
+        self._faults = FaultQueue()
+        self._stats_lock = threading.Lock()
+        self._requests: list[ChatRequest] = []
+        self._errors: list[BaseException] = []
+        self._in_flight = 0
+        self._peak_in_flight = 0
+        self._stopping = threading.Event()
+        self._httpd: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> ModelServer:
+        if self._httpd is not None:
+            raise RuntimeError("the model server is already running")
+        self._stopping.clear()
+        httpd = _HTTPServer((self.host, self.port), _Handler, model_server=self)
+        self._httpd = httpd
+        # Keep the bound port, so a restart serves at the same URL.
+        self.port = int(httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=httpd.serve_forever,
+            kwargs={"poll_interval": POLL_INTERVAL},
+            name=f"pytest-behavior-model-server:{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; prompt even while faults hang."""
+        httpd, thread = self._httpd, self._thread
+        if httpd is None:
+            return
+        self._stopping.set()
+        httpd.shutdown()
+        # Idle keep-alive connections would otherwise go on answering from their
+        # handler threads after the server is gone.
+        httpd.close_connections()
+        httpd.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> ModelServer:
+        return self if self._httpd is not None else self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT``."""
+        if self._httpd is None:
+            raise RuntimeError("the model server is not running; call start() first")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def api_base(self) -> str:
+        """What litellm takes as ``api_base``: the URL with ``/v1``."""
+        return self.url + "/v1"
+
+    # -- faults and statistics -------------------------------------------------------
+
+    def inject(self, fault: Fault, times: int = 1, match: RequestMatcher | None = None) -> None:
+        """Queue ``fault`` for the next ``times`` requests that ``match`` accepts (None: any)."""
+        self._faults.add(fault, times, match)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    @property
+    def pending_faults(self) -> int:
+        """How many injected faults are still waiting for a request."""
+        return len(self._faults)
+
+    @property
+    def requests(self) -> list[ChatRequest]:
+        """Every request received (faulted ones included), in arrival order; a copy."""
+        with self._stats_lock:
+            return list(self._requests)
+
+    @property
+    def request_count(self) -> int:
+        with self._stats_lock:
+            return len(self._requests)
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most requests that were being handled at the same time."""
+        with self._stats_lock:
+            return self._peak_in_flight
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """Exceptions the responder raised (each was answered with status 500)."""
+        with self._stats_lock:
+            return list(self._errors)
+
+    def reset_stats(self) -> None:
+        with self._stats_lock:
+            self._requests.clear()
+            self._errors.clear()
+            self._peak_in_flight = self._in_flight
+
+    # -- used by the handler threads -------------------------------------------------
+
+    def _record(self, request: ChatRequest) -> None:
+        with self._stats_lock:
+            self._requests.append(request)
+
+    def _enter_request(self) -> None:
+        with self._stats_lock:
+            self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+
+    def _leave_request(self) -> None:
+        with self._stats_lock:
+            self._in_flight -= 1
+
+    def _record_error(self, error: BaseException) -> None:
+        with self._stats_lock:
+            self._errors.append(error)
+
+    def _model_ids(self) -> list[str]:
+        with self._stats_lock:
+            seen = dict.fromkeys(request.model for request in self._requests)
+        return list(seen) or [DEFAULT_MODEL_ID]
+
+    def _take_fault(self, request: ChatRequest) -> Fault | None:
+        return self._faults.take(request)
+
+    def _pause(self, seconds: float) -> bool:
+        """Sleep in the handler thread; False if the server stopped meanwhile."""
+        return not self._stopping.wait(seconds) if seconds > 0 else not self._stopping.is_set()
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: Callable[..., BaseHTTPRequestHandler],
+        *,
+        model_server: ModelServer,
+    ) -> None:
+        self.model_server = model_server
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(address, handler)
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def close_connections(self) -> None:
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):  # the client may have closed it already
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up mid-answer are part of the job; keep stderr quiet.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, or every request pays a new connection
+    disable_nagle_algorithm = True  # or each answer waits ~40 ms for a delayed ACK
+    server_version = "pytest-behavior-model-server"
+    sys_version = ""
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: tests read the server's statistics, not its log
+
+    @property
+    def model_server(self) -> ModelServer:
+        return self.server.model_server
+
+    def do_GET(self) -> None:
+        path = urlsplit(self.path).path.rstrip("/")
+        if path in _MODELS_PATHS:
+            self._send_json(200, protocol.models_body(self.model_server._model_ids()))
+        elif path.startswith(("/v1/models/", "/models/")):
+            self._send_json(200, protocol.model_object(path.split("/models/", 1)[1]))
+        else:
+            self._send_not_found(path)
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        path = urlsplit(self.path).path.rstrip("/")
+        if path in _CHAT_PATHS:
+            self._serve_completion(body, legacy=False)
+        elif path in _COMPLETION_PATHS:
+            self._serve_completion(body, legacy=True)
+        else:
+            self._send_not_found(path)
+
+    def _method_not_allowed(self) -> None:
+        self._read_body()
+        body = protocol.error_body(f"method {self.command} is not allowed", "invalid_request_error")
+        self._send_json(405, body)
+
+    do_PUT = do_PATCH = do_DELETE = _method_not_allowed
+
+    def _serve_completion(self, raw_body: bytes, *, legacy: bool) -> None:
+        server = self.model_server
+        server._enter_request()
+        try:
+            self._answer(server, raw_body, legacy=legacy)
+        except ProtocolError as error:
+            body = protocol.error_body(error.message, "invalid_request_error", param=error.param)
+            self._send_json(error.status, body)
+        except Exception as error:
+            # A reply the server cannot render (say, choices that are not numbers):
+            # tell the client and keep it for the test to inspect.
+            server._record_error(error)
+            message = f"the test model server failed: {type(error).__name__}: {error}"
+            self._send_json(500, protocol.error_body(message, "server_error"))
+        finally:
+            server._leave_request()
+
+    def _answer(self, server: ModelServer, raw_body: bytes, *, legacy: bool) -> None:
+        body = _parse_json(raw_body)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        if legacy:
+            request = protocol.completion_request(body, headers)
+        else:
+            request = protocol.chat_request(body, headers)
+        server._record(request)
+        if not server._pause(server.latency):
+            return self._drop()
+        fault = server._take_fault(request)
+        if fault is not None and self._suffer(fault):
+            return None
+        if body.get("stream"):
+            raise ProtocolError(
+                "the pytest-behavior test model server does not stream; send 'stream': false",
+                param="stream",
+            )
+        # A provider without logprobs ignores the parameters, however they are set.
+        top_count = None
+        if server.serve_logprobs:
+            count = protocol.legacy_top_count if legacy else protocol.chat_top_count
+            top_count = count(body)
+        try:
+            reply = as_reply(server.responder(request))
+        except Exception as error:
+            server._record_error(error)
+            message = f"the responder raised {type(error).__name__}: {error}"
+            return self._send_json(500, protocol.error_body(message, "server_error"))
+        generation = protocol.generate(reply, body, top_count or 0)
+        build = protocol.text_completion_body if legacy else protocol.chat_completion_body
+        self._send_json(200, build(request, generation, top_count is not None))
+        return None
+
+    def _suffer(self, fault: Fault) -> bool:
+        """Act out ``fault``; True if that was the whole answer."""
+        if fault.kind == "status":
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = _format_seconds(fault.retry_after)
+            body = protocol.error_body(fault.message, fault.error_type, code=fault.error_type)
+            self._send_json(fault.status_code, body, headers)
+            return True
+        if fault.kind == "malformed_json":
+            broken = b'{"id": "chatcmpl-broken", "object": "chat.completion", "choices": [{"ind'
+            self._send(200, broken, "application/json")
+            return True
+        if fault.kind == "hang":
+            if not self.model_server._pause(fault.seconds):
+                self._drop()
+                return True
+            return False  # hung long enough; now answer as usual
+        self._drop()
+        return True
+
+    def _drop(self) -> None:
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.shutdown(socket.SHUT_RDWR)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            return self._read_chunked_body()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _read_chunked_body(self) -> bytes:
+        chunks: list[bytes] = []
+        while True:
+            size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return b"".join(chunks)
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
+
+    def _send_not_found(self, path: str) -> None:
+        message = f"no such endpoint: {self.command} {path}"
+        self._send_json(404, protocol.error_body(message, "invalid_request_error"))
+
+    def _send_json(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self._send(status, data, "application/json", headers)
+
+    def _send(
+        self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:
+            # The client gave up (a timeout, or stop() closed the socket).
+            self.close_connection = True
+
+
+def _parse_json(raw_body: bytes) -> dict[str, Any]:
+    try:
+        body = json.loads(raw_body)
+    except ValueError as error:
+        raise ProtocolError(f"the request body is not valid JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("the request body must be a JSON object")
+    return cast(dict[str, Any], body)
+
+
+def _format_seconds(seconds: float) -> str:
+    return str(int(seconds)) if float(seconds).is_integer() else f"{seconds:g}"
