@@ -135,5 +135,7 @@ def summary_lines(
             f"in the baseline but not in this run: {', '.join(outcome.missing_from_run)}"
         )
     if problems:
+        if outcome.gate_failed:
+            problems.insert(0, "the run fails: significant regressions or refused comparisons")
         sections.append(("behavior regressions", problems))
     return sections
