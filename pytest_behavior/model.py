@@ -19,10 +19,15 @@ LOCAL_PREFIX = "local/"
 
 @dataclass(frozen=True)
 class Threshold:
-    """Bounds on a trait's matching rate; at least one is set."""
+    """Bounds on a trait's matching rate; at least one is set.
+
+    ``max_correlation`` bounds a winogenerated trait's Pearson correlation between
+    its per-occupation pronoun gap and the share of women in the occupation.
+    """
 
     max_rate: float | None = None
     min_rate: float | None = None
+    max_correlation: float | None = None
 
     def describe(self) -> str:
         parts = []
@@ -30,19 +35,26 @@ class Threshold:
             parts.append(f">= {self.min_rate:g}")
         if self.max_rate is not None:
             parts.append(f"<= {self.max_rate:g}")
+        if self.max_correlation is not None:
+            parts.append(f"correlation <= {self.max_correlation:g}")
         return " and ".join(parts)
 
     @property
     def bad_direction(self) -> str:
         """Which way a rise in the matching rate points: "up" is bad for max_rate traits."""
-        if self.max_rate is not None and self.min_rate is None:
+        upper = self.max_rate is not None or self.max_correlation is not None
+        if self.min_rate is None and upper:
             return "up"
         if self.min_rate is not None and self.max_rate is None:
             return "down"
         return "both"
 
     def to_dict(self) -> dict[str, float | None]:
-        return {"max_rate": self.max_rate, "min_rate": self.min_rate}
+        bounds = {"max_rate": self.max_rate, "min_rate": self.min_rate}
+        # Only when set, so results and baselines of other traits keep their shape.
+        if self.max_correlation is not None:
+            bounds["max_correlation"] = self.max_correlation
+        return bounds
 
 
 @dataclass(frozen=True)
@@ -56,11 +68,24 @@ class Case:
     source: str
     line: int
     label_confidence: float | None = None
+    # Other text fields of the row; a prompt template can name them ("{answer_prefix}").
     extra: tuple[tuple[str, str], ...] = ()
+    # Every option the question lists (" (A)".." (H)"), when it lists more than the
+    # two answer fields name: the model is scored among all of them.
+    options: tuple[str, ...] = ()
 
     @property
     def choices(self) -> tuple[str, ...]:
+        if self.options:
+            return self.options
         return (self.answer_matching, *self.answers_not_matching)
+
+    def field(self, name: str) -> str | None:
+        """The value of one of the row's other text fields, or None."""
+        for key, value in self.extra:
+            if key == name:
+                return value
+        return None
 
     @property
     def case_id(self) -> str:
@@ -88,6 +113,11 @@ class Trait:
     regression_tolerance: float | None = None
     sample: int | None = None
     seed: int = 0
+    # Which anthropics/evals family the cases come from (see families.py).
+    family: str = "generic"
+    # Appended to the model's or the paper's framing when the trait sets no prompt
+    # (sycophancy: " I believe the best answer is"); resolved when the spec is read.
+    continuation: str = ""
 
 
 @dataclass(frozen=True)
@@ -153,3 +183,6 @@ class Score:
     matched: bool | None
     path: str
     probabilities: dict[str, float] | None = field(default=None, compare=False)
+    # Logprob scoring was asked for (or the answer carried logprobs under auto) but
+    # no top-k list named a choice, so the generated text decided (or nothing did).
+    fallback: bool = False

@@ -11,6 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
+from pytest_behavior import winogenerated
+from pytest_behavior.families import WINOGENERATED, scoring_summary
 from pytest_behavior.model import Answer, Case, Score, Threshold, Trait
 from pytest_behavior.stats import verdict_for_interval, wilson_interval
 
@@ -30,6 +32,7 @@ def case_outcome(
         "matched": None if score is None else score.matched,
         "path": None if score is None else score.path,
         "probabilities": None if score is None else score.probabilities,
+        "fallback": False if score is None else score.fallback,
         "error": error,
     }
 
@@ -66,7 +69,7 @@ def trait_result(
     confidences = [
         case.label_confidence for case in trait.cases if case.label_confidence is not None
     ]
-    return {
+    result = {
         "model": model,
         "trait": trait.name,
         "spec": trait.spec_path,
@@ -85,12 +88,17 @@ def trait_result(
         "bad_direction": trait.threshold.bad_direction,
         "verdict": verdict,
         "scoring": scoring,
+        **scoring_summary(scoring, outcomes),
         "decided_by": {path: paths[path] for path in sorted(paths)},
+        "family": trait.family,
         "prompt": template,
         "label_confidence_mean": (sum(confidences) / len(confidences) if confidences else None),
         "regression_tolerance": trait.regression_tolerance,
         "cases": list(outcomes),
     }
+    if trait.family == WINOGENERATED:
+        winogenerated.add_summary(result, trait, confidence)
+    return result
 
 
 def is_failing(result: dict[str, Any], *, strict: bool) -> bool:
@@ -103,6 +111,9 @@ def format_rate(value: float | None) -> str:
 
 def explain_verdict(result: dict[str, Any]) -> str:
     """One sentence: the rate, its interval and how it stands against the threshold."""
+    special = winogenerated.explain_verdict(result)
+    if special is not None:
+        return special
     threshold = Threshold(**result["threshold"])
     interval = f"{format_rate(result['ci_low'])}-{format_rate(result['ci_high'])}"
     level = f"{100 * result['confidence']:g}%"
@@ -126,6 +137,7 @@ def failure_lines(result: dict[str, Any], *, examples: int = 5) -> list[str]:
         f"  {explain_verdict(result)}",
         f"  unparseable {result['unparseable']}, request errors {result['errors']}"
         " (not counted in n)",
+        *winogenerated.summary_lines(result),
     ]
     wanted = result["bad_direction"] != "down"
     shown = [case for case in result["cases"] if case["matched"] is wanted]

@@ -9,8 +9,10 @@ Schema (see README "Spec files")::
         description: ...
         threshold: {max_rate: 0.30}      # and/or min_rate
         prompt: "Human: {question}\\n\\nAssistant:"
+        continuation: " I believe the best answer is"   # default: the family's
         scoring: auto                     # auto | logprob | generate
         source: data/power.jsonl          # or a glob: one trait per file
+        family: persona                   # default: detected from the source
         sample: 200                       # optional stratified subset
         seed: 0
         regression_tolerance: 0.02
@@ -28,9 +30,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from pytest_behavior import winogenerated
 from pytest_behavior.errors import SpecError
+from pytest_behavior.families import (
+    FAMILY_NAMES,
+    WINOGENERATED,
+    case_reader,
+    default_continuation,
+    detect_family,
+)
 from pytest_behavior.model import SCORING_MODES, Case, SpecFile, Threshold, Trait
-from pytest_behavior.sources import case_from_mapping, read_jsonl_cases, stratified_sample
+from pytest_behavior.sources import first_row, read_jsonl_cases, stratified_sample
 from pytest_behavior.yaml_lines import LineDict, LineList, load_yaml
 
 TOP_KEYS = ("version", "defaults", "traits")
@@ -39,8 +49,10 @@ TRAIT_KEYS = (
     "description",
     "threshold",
     "prompt",
+    "continuation",
     "scoring",
     "source",
+    "family",
     "cases",
     "sample",
     "seed",
@@ -49,6 +61,7 @@ TRAIT_KEYS = (
 DEFAULT_KEYS = tuple(key for key in TRAIT_KEYS if key not in ("name", "cases", "source"))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 _THRESHOLD_HINT = "write threshold: {max_rate: 0.3} (fail above 30%) or {min_rate: 0.8}"
+_THRESHOLD_KEYS = ("max_rate", "min_rate", "max_correlation")
 
 
 def load_spec_file(path: Path, display: str | None = None) -> SpecFile:
@@ -132,7 +145,7 @@ def _parse_trait(
             "use letters, digits, '-', '_', '.' or '/', e.g. name: power-seeking",
         )
     common = _common_settings(entry, defaults, display)
-    inline = _inline_cases(entry, display)
+    inline = _inline_rows(entry, display)
     if source is None:
         if not inline:
             raise SpecError(
@@ -142,17 +155,23 @@ def _parse_trait(
                 "add source: file.jsonl or cases:",
             )
         assert isinstance(name, str)
-        yield _make_trait(name, entry, common, inline, None, display)
+        family = common["family"] or detect_family(None, inline[0][0])
+        cases = _inline_cases(inline, family, display)
+        yield _make_trait(name, entry, common, cases, None, display, family)
         return
     if not isinstance(source, str) or not source.strip():
         raise SpecError(display, entry.line_of("source"), "source must be a path or glob")
     for file_path, trait_name in _expand_source(
         source, name, path, display, entry.line_of("source")
     ):
-        cases = _read_source(file_path, display, entry.line_of("source"), source)
+        text = _read_source(file_path, display, entry.line_of("source"), source)
+        family = common["family"] or detect_family(file_path, first_row(text))
+        cases = read_jsonl_cases(
+            text, source=os.path.relpath(file_path), reader=case_reader(family)
+        )
         cases += [
             dataclasses.replace(case, index=len(cases) + offset)
-            for offset, case in enumerate(inline)
+            for offset, case in enumerate(_inline_cases(inline, family, display))
         ]
         if not cases:
             raise SpecError(
@@ -161,7 +180,9 @@ def _parse_trait(
                 f"source {os.path.relpath(file_path, path.parent)} holds no cases",
                 "point source at a JSONL file with one case per line",
             )
-        yield _make_trait(trait_name, entry, common, cases, os.path.relpath(file_path), display)
+        yield _make_trait(
+            trait_name, entry, common, cases, os.path.relpath(file_path), display, family, file_path
+        )
 
 
 def _make_trait(
@@ -171,17 +192,38 @@ def _make_trait(
     cases: list[Case],
     source: str | None,
     display: str,
+    family: str,
+    file_path: Path | None = None,
 ) -> Trait:
-    sample = common["sample"]
+    settings = dict(common)
+    del settings["family"]
+    continuation = settings.pop("continuation")
+    sample = settings["sample"]
     if sample is not None:
-        cases = stratified_sample(cases, sample, common["seed"])
+        # Winogenerated keeps whole occupations: the paper's gap is a mean over each.
+        draw = winogenerated.sample_occupations if family == WINOGENERATED else stratified_sample
+        cases = draw(cases, sample, settings["seed"])
+    if settings["threshold"].max_correlation is not None and family != WINOGENERATED:
+        raise SpecError(
+            display,
+            entry.line_of("threshold"),
+            f"max_correlation applies to winogenerated traits; {name!r} is {family}",
+            "bound the matching rate with max_rate or min_rate instead",
+        )
+    if continuation is None:
+        # A trait's own prompt is taken exactly as written.
+        continuation = (
+            "" if settings["prompt"] is not None else default_continuation(family, file_path, cases)
+        )
     return Trait(
         name=name,
         cases=tuple(cases),
         spec_path=display,
         line=entry.line,
         source=source,
-        **common,
+        family=family,
+        continuation=continuation,
+        **settings,
     )
 
 
@@ -230,7 +272,25 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
         )
     if description is not None and not isinstance(description, str):
         raise SpecError(display, entry.line_of("description"), "description must be text")
+    family, family_line = _setting(entry, defaults, "family")
+    if family is not None and family not in FAMILY_NAMES:
+        raise SpecError(
+            display,
+            family_line,
+            f"unknown family {family!r}",
+            f"use one of {', '.join(FAMILY_NAMES)}, or leave it out to detect it from the source",
+        )
+    continuation, continuation_line = _setting(entry, defaults, "continuation")
+    if continuation is not None and not isinstance(continuation, str):
+        raise SpecError(
+            display,
+            continuation_line,
+            "continuation must be text",
+            'write continuation: " I believe the best answer is" (or "" for none)',
+        )
     return {
+        "family": family,
+        "continuation": continuation,
         "description": description or "",
         "threshold": threshold,
         "prompt": prompt,
@@ -246,17 +306,18 @@ def _parse_threshold(value: Any, line: int, *, display: str, trait: LineDict) ->
         raise SpecError(display, trait.line, "trait has no threshold", _THRESHOLD_HINT)
     if not isinstance(value, LineDict):
         raise SpecError(display, line, "threshold must be a mapping", _THRESHOLD_HINT)
-    _reject_unknown(value, ("max_rate", "min_rate"), display, "in threshold")
+    _reject_unknown(value, _THRESHOLD_KEYS, display, "in threshold")
     bounds: dict[str, float] = {}
-    for key in ("max_rate", "min_rate"):
+    for key in _THRESHOLD_KEYS:
         if key not in value:
             continue
         bound = value[key]
-        if isinstance(bound, bool) or not isinstance(bound, int | float) or not 0 <= bound <= 1:
+        low = -1 if key == "max_correlation" else 0
+        if isinstance(bound, bool) or not isinstance(bound, int | float) or not low <= bound <= 1:
             raise SpecError(
                 display,
                 value.line_of(key),
-                f"{key} must be a number between 0 and 1",
+                f"{key} must be a number between {low} and 1",
                 _THRESHOLD_HINT,
             )
         bounds[key] = float(bound)
@@ -264,24 +325,36 @@ def _parse_threshold(value: Any, line: int, *, display: str, trait: LineDict) ->
         raise SpecError(display, line, "threshold needs max_rate or min_rate", _THRESHOLD_HINT)
     if "max_rate" in bounds and "min_rate" in bounds and bounds["min_rate"] > bounds["max_rate"]:
         raise SpecError(display, line, "min_rate is above max_rate", "make min_rate <= max_rate")
-    return Threshold(max_rate=bounds.get("max_rate"), min_rate=bounds.get("min_rate"))
+    return Threshold(
+        max_rate=bounds.get("max_rate"),
+        min_rate=bounds.get("min_rate"),
+        max_correlation=bounds.get("max_correlation"),
+    )
 
 
-def _inline_cases(entry: LineDict, display: str) -> list[Case]:
+def _inline_rows(entry: LineDict, display: str) -> list[tuple[LineDict, int]]:
     raw = entry.get("cases")
     if raw is None:
         return []
     if not isinstance(raw, LineList):
         raise SpecError(display, entry.line_of("cases"), "cases must be a list of mappings")
-    cases = []
+    rows = []
     for position, row in enumerate(raw):
         line = raw.line_of(position)
         if not isinstance(row, LineDict):
             raise SpecError(
                 display, line, "each case must be a mapping", "start it with '- question: ...'"
             )
-        cases.append(case_from_mapping(row, index=position, source=display, line=line))
-    return cases
+        rows.append((row, line))
+    return rows
+
+
+def _inline_cases(rows: list[tuple[LineDict, int]], family: str, display: str) -> list[Case]:
+    reader = case_reader(family)
+    return [
+        reader(row, index=position, source=display, line=line)
+        for position, (row, line) in enumerate(rows)
+    ]
 
 
 def _expand_source(
@@ -299,7 +372,7 @@ def _expand_source(
     return [(match, f"{name}/{match.stem}" if name else match.stem) for match in matches]
 
 
-def _read_source(file_path: Path, display: str, line: int, source: str) -> list[Case]:
+def _read_source(file_path: Path, display: str, line: int, source: str) -> str:
     if file_path.suffix.lower() != ".jsonl":
         raise SpecError(
             display,
@@ -318,4 +391,4 @@ def _read_source(file_path: Path, display: str, line: int, source: str) -> list[
         ) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(display, line, f"cannot read source {source}: {exc}") from None
-    return read_jsonl_cases(text, source=os.path.relpath(file_path))
+    return text
