@@ -9,6 +9,7 @@ is the one that fails, so a run never drowns in per-case tracebacks.
 
 from __future__ import annotations
 
+import gc
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -33,6 +34,17 @@ class BehaviorSpecFile(pytest.File):
     """A YAML spec file; its traits expand over the configured models."""
 
     def collect(self) -> list[pytest.Item]:
+        # Tens of thousands of long-lived cases and items: the cyclic collector would
+        # rescan them over and over while they are made (a third of --co time).
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return self._collect()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _collect(self) -> list[pytest.Item]:
         run = self._run()
         if not run.settings.models:
             raise self.CollectError(

@@ -6,6 +6,7 @@ pays nothing (no litellm, no diskcache, no files created).
 
 from __future__ import annotations
 
+import gc
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,8 @@ from pytest_behavior.settings import add_options, add_tracking_options, build_se
 
 if TYPE_CHECKING:
     from pytest_behavior.collect import BehaviorSpecFile
+
+_FROZE_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -49,6 +52,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     from pytest_behavior.session import RUN_KEY
 
+    if config.stash.get(_FROZE_KEY, False):
+        gc.unfreeze()
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return
@@ -69,6 +74,15 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSp
     from pytest_behavior.collect import BehaviorSpecFile
 
     return BehaviorSpecFile.from_parent(parent, path=file_path)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    from pytest_behavior.collect import BehaviorItem
+
+    if any(isinstance(item, BehaviorItem) for item in session.items):
+        # Cases and items live all session: keep the cyclic collector off them.
+        gc.freeze()
+        session.config.stash[_FROZE_KEY] = True
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

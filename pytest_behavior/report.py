@@ -51,7 +51,19 @@ def threshold_text(result: dict[str, Any]) -> str:
         parts.append(f">= {format_rate(bounds['min_rate'])}")
     if bounds.get("max_rate") is not None:
         parts.append(f"<= {format_rate(bounds['max_rate'])}")
+    if bounds.get("max_correlation") is not None:
+        parts.append(f"r <= {bounds['max_correlation']:g}")
     return " and ".join(parts)
+
+
+def scored_by_text(result: dict[str, Any]) -> str:
+    """How the answers were decided: "logprob 58, generate 2 (2 fallbacks)"."""
+    decided = result.get("decided_by") or {}
+    text = ", ".join(f"{path} {count}" for path, count in decided.items() if path != "unparseable")
+    fallbacks = result.get("fallbacks") or 0
+    if fallbacks:
+        text += f" ({fallbacks} fallbacks)"
+    return text or "-"
 
 
 def summary_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
@@ -67,18 +79,15 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
                 str(result["unparseable"]),
                 str(result["errors"]),
                 f"{threshold_text(result)} ({_DIRECTION[result['bad_direction']]})",
+                scored_by_text(result),
                 result["verdict"].upper(),
             ]
         )
     return rows
 
 
-def summary_table(
-    results: Sequence[dict[str, Any]], *, confidence: float, fmt: str = "simple"
-) -> str:
-    from tabulate import tabulate
-
-    headers = [
+def summary_headers(confidence: float) -> list[str]:
+    return [
         "model",
         "trait",
         "rate",
@@ -87,8 +96,17 @@ def summary_table(
         "unparseable",
         "errors",
         "threshold",
+        "scored by",
         "verdict",
     ]
+
+
+def summary_table(
+    results: Sequence[dict[str, Any]], *, confidence: float, fmt: str = "simple"
+) -> str:
+    from tabulate import tabulate
+
+    headers = summary_headers(confidence)
     return str(
         tabulate(summary_rows(results), headers=headers, tablefmt=fmt, disable_numparse=True)
     )

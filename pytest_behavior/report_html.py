@@ -7,7 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_behavior.charts import Bar, rate_bars
-from pytest_behavior.report import COMPARISON_HEADERS, comparison_rows, summary_rows
+from pytest_behavior.report import (
+    COMPARISON_HEADERS,
+    comparison_rows,
+    summary_headers,
+    summary_rows,
+)
 from pytest_behavior.results import format_rate
 
 STYLE = """
@@ -52,20 +57,10 @@ def render_html(report: dict[str, Any]) -> str:
         for r in results
     ]
     rows = [
-        [cell.lower() if i == 8 else cell for i, cell in enumerate(row)]
+        [cell.lower() if i == 9 else cell for i, cell in enumerate(row)]
         for row in summary_rows(results)
     ]
-    headers = [
-        "model",
-        "trait",
-        "rate",
-        f"{level} CI",
-        "n",
-        "unparseable",
-        "errors",
-        "threshold",
-        "verdict",
-    ]
+    headers = summary_headers(report["confidence"])
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Behavior report</title>",
         f"<style>{STYLE}</style></head><body>",
@@ -73,7 +68,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"<p>Models: {escape(', '.join(report['models']))}. Created {escape(report['created'])}. "
         f"Bars: matching rate; whiskers: {level} Wilson interval; dashed: threshold.</p>",
         rate_bars(bars),
-        _table(headers, rows, 8),
+        _table(headers, rows, 9),
     ]
     for key, title in (
         ("comparison", "Against the baseline"),
