@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pytest_behavior.collect import BehaviorSpecFile
 
 _FROZE_KEY = pytest.StashKey[bool]()
+_SPECS_SEEN_KEY = pytest.StashKey[bool]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -73,10 +74,13 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSp
         return None
     from pytest_behavior.collect import BehaviorSpecFile
 
+    parent.config.stash[_SPECS_SEEN_KEY] = True
     return BehaviorSpecFile.from_parent(parent, path=file_path)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
+    if not session.config.stash.get(_SPECS_SEEN_KEY, False):
+        return
     from pytest_behavior.collect import BehaviorItem
 
     if any(isinstance(item, BehaviorItem) for item in session.items):
