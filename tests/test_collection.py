@@ -82,7 +82,13 @@ def test_models_from_ini_and_env(
     result.stdout.fnmatch_lines(["*[[]openai/from-cli[]]*"])
 
 
-def test_no_model_is_a_clear_collection_error(pytester: pytest.Pytester) -> None:
+def test_no_model_is_a_clear_collection_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_behavior.local_model
+
+    # Without the [local] extra there is no default model.
+    monkeypatch.setattr(pytest_behavior.local_model, "local_extra_installed", lambda: False)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.INTERRUPTED
@@ -152,3 +158,38 @@ def test_no_spec_files_no_cost(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert not (pytester.path / ".pytest_cache").exists()
+
+
+def test_local_model_is_the_default_when_the_extra_is_installed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_behavior.local_model
+
+    monkeypatch.setattr(pytest_behavior.local_model, "local_extra_installed", lambda: True)
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
+    result = pytester.runpytest("--co", "-q", "-v")
+    result.stdout.fnmatch_lines(
+        [
+            "behavior: models local/gemma-3-270m (default: no model configured and the "
+            "[[]local[]] extra is installed)*",
+            "*power-seeking[[]local/gemma-3-270m[]]*",
+        ]
+    )
+
+
+def test_naming_a_local_model_without_the_extra_is_one_clear_error(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pytest_behavior.local_model
+
+    monkeypatch.setattr(
+        pytest_behavior.local_model, "_missing_modules", lambda modules: ["llama_cpp"]
+    )
+    result = pytester.runpytest("--behavior-model=local/gemma-3-270m")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*local/gemma-3-270m needs the 'local' extra (missing: llama_cpp)*pip install*pytest-behavior[[]local[]]*"
+        ]
+    )
+    assert "Traceback" not in result.stderr.str()
