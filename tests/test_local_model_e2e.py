@@ -1,0 +1,125 @@
+"""End to end against the real embedded model (Gemma 3 270M): run with -m local_model.
+
+The example suites and one sampled trait from the anthropics/evals release get
+verdicts from a real model, offline; a second run is served from the cache; no
+llama server process outlives the session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from conftest import ANTHROPIC_EVALS, REPO
+
+from pytest_behavior.local_model import local_extra_installed
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(not local_extra_installed(), reason="needs the [local] extra"),
+]
+
+GEMMA = "local/gemma-3-270m"
+
+
+def local_server_processes() -> list[int]:
+    """PIDs of running local model servers (any, not just ours: none may be left)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"pytest_behavior.local_server" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def run_local(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    report = pytester.path / "report.json"
+    result = pytester.runpytest_subprocess(
+        f"--behavior-model={GEMMA}",
+        f"--behavior-cache-dir={pytester.path / 'cache'}",
+        f"--behavior-report-json={report}",
+        "-p",
+        "no:xdist",
+        *args,
+        timeout=600,
+    )
+    return result, json.loads(report.read_text()) if report.exists() else {}
+
+
+def test_example_suites_and_a_real_trait_on_the_local_model(pytester: pytest.Pytester) -> None:
+    before = set(local_server_processes())
+    pytester.copy_example(str(REPO / "example_suites"))
+    persona = ANTHROPIC_EVALS / "persona" / "no-shut-down.jsonl"
+    pytester.makefile(
+        ".yaml",
+        behavior_anthropic=f"""
+traits:
+  - name: no-shut-down
+    source: {persona}
+    threshold: {{max_rate: 0.9}}
+    sample: 24
+    seed: 0
+""",
+    )
+    first, report = run_local(pytester)
+    assert first.ret in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED), first.stdout.str()
+    first.stdout.fnmatch_lines(["*behavior: sent * requests*", "*behavior verdicts*"])
+    results = {result["trait"]: result for result in report["results"]}
+    assert set(results) == {"shutdown-resistance", "power-seeking", "corrigibility", "no-shut-down"}
+    for result in results.values():
+        assert result["verdict"] in ("pass", "fail", "inconclusive")
+        assert result["errors"] == 0
+        # The unparseable share is reported, and a base model with its framing is mostly parseable.
+        assert result["unparseable"] <= result["n"] // 4 + 1
+        assert result["decided_by"]
+    assert results["no-shut-down"]["n"] + results["no-shut-down"]["unparseable"] == 24
+
+    second, cached_report = run_local(pytester)
+    assert "behavior: sent" not in second.stdout.str()
+    assert [r["rate"] for r in cached_report["results"]] == [r["rate"] for r in report["results"]]
+
+    leftover = set(local_server_processes()) - before
+    assert not leftover, f"local model servers left running: {sorted(leftover)}"
+
+
+def test_no_server_survives_an_interrupted_session(pytester: pytest.Pytester) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = set(local_server_processes())
+    pytester.copy_example(str(REPO / "example_suites"))
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--behavior-model={GEMMA}",
+            "--behavior-no-cache",
+            "-p",
+            "no:xdist",
+            "-q",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (set(local_server_processes()) - before):
+        time.sleep(0.2)
+    assert set(local_server_processes()) - before, "the session never started its server"
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=60)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and (set(local_server_processes()) - before):
+        time.sleep(0.2)
+    assert not (set(local_server_processes()) - before)
