@@ -1,4 +1,4 @@
-"""The response cache (diskcache) and the derivation of its keys.
+"""The response cache (diskcache), the derivation of its keys, and its background writer.
 
 A key covers everything that changes an answer (model, endpoint, the full
 messages, every sampling parameter, the sample index) and nothing secret:
@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +22,25 @@ from pytest_behavior.model import Answer, ModelRequest
 
 KEY_VERSION = 1
 SECRET_MARKERS = ("key", "token", "secret", "password", "authorization", "credential")
+_SECRET_PATTERN = re.compile("|".join(SECRET_MARKERS))
+# Answers are committed together: one sqlite commit (an fsync) costs about as much
+# as a hundred inserts inside it.
+WRITE_INTERVAL = 0.05
+WRITE_BATCH = 256
+# Answers waiting for the writer (a 50 ms batch is ~10 answers from a real provider);
+# a full queue makes the event loop wait for the disk, which keeps memory flat even
+# when answers arrive faster than sqlite stores them.
+WRITE_BACKLOG = 1024
+
+
+# Built once: json.dumps with options builds a new encoder per call, which was half
+# the cost of a key (every case item derives keys several times per run).
+_KEY_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def is_secret_param(name: str) -> bool:
     lowered = name.lower()
-    return any(marker in lowered for marker in SECRET_MARKERS) and lowered != "max_tokens"
+    return lowered != "max_tokens" and _SECRET_PATTERN.search(lowered) is not None
 
 
 def request_key(request: ModelRequest) -> str:
@@ -30,7 +48,7 @@ def request_key(request: ModelRequest) -> str:
     for name, _ in request.params:
         if is_secret_param(name):
             raise ValueError(f"refusing to derive a cache key from secret parameter {name!r}")
-    payload = json.dumps(
+    payload = _KEY_ENCODER.encode(
         {
             "v": KEY_VERSION,
             "model": request.model,
@@ -38,10 +56,7 @@ def request_key(request: ModelRequest) -> str:
             "messages": request.messages,
             "params": sorted(request.params),
             "sample": request.sample_index,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        separators=(",", ":"),
+        }
     )
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
@@ -72,7 +87,77 @@ class ResponseCache:
     def set(self, key: str, answer: Answer) -> None:
         self._open().set(key, answer.to_dict())
 
+    def set_many(self, entries: Iterable[tuple[str, Answer]]) -> None:
+        """Store several answers in one transaction (one commit)."""
+        cache = self._open()
+        with cache.transact():
+            for key, answer in entries:
+                cache.set(key, answer.to_dict())
+
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
+
+
+class CacheWriter:
+    """Writes answers to the cache from a thread of its own, a batch every few milliseconds.
+
+    The event loop that receives answers must not wait for sqlite, and one commit
+    per answer would cost an fsync and a thread wake-up each; a batch every
+    ``WRITE_INTERVAL`` costs one of each. sqlite releases the GIL while it
+    writes, so the writes overlap the requests. ``close`` writes what is left, so
+    an interrupted fetch keeps every answer it received (a killed process loses
+    at most the last interval). ``written`` (called after each commit with the
+    keys it stored) lets the fetcher forget keys only once they can be read back.
+    """
+
+    def __init__(
+        self, cache: ResponseCache, written: Callable[[list[str]], None] | None = None
+    ) -> None:
+        self._cache = cache
+        self._written = written
+        self._queue: queue.Queue[tuple[str, Answer]] = queue.Queue(WRITE_BACKLOG)
+        self._closing = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._run, name="pytest-behavior-cache-writer", daemon=True
+        )
+        self._thread.start()
+
+    def put(self, key: str, answer: Answer) -> None:
+        self._queue.put((key, answer))  # blocks only when the backlog is full
+
+    def close(self) -> None:
+        """Write everything queued so far, then stop; re-raises a write error."""
+        self._closing.set()
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            closing = self._closing.wait(WRITE_INTERVAL)
+            while self._write_batch():
+                pass
+            if closing:
+                return
+
+    def _write_batch(self) -> bool:
+        """Write up to WRITE_BATCH queued answers; False when there were none."""
+        batch: list[tuple[str, Answer]] = []
+        while len(batch) < WRITE_BATCH:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if not batch or self._error is not None:
+            return False
+        try:
+            self._cache.set_many(batch)
+        except BaseException as error:  # reported by close(), on the caller's thread
+            self._error = error
+            return False
+        if self._written is not None:
+            self._written([key for key, _ in batch])
+        return True

@@ -4,38 +4,48 @@ litellm is imported on the first request only (it costs ~3 s), with its cost
 map read locally. All requests run on one private event loop in a daemon
 thread, so litellm's async clients stay bound to a loop that lives as long as
 the session and pytest's own thread never needs an event loop.
+
+The caller's thread produces the jobs (cache lookups, claims, endpoints) into a
+bounded hand-over queue, so a suite of any size is never held as a list, and a
+Ctrl-C lands in the caller's thread, which cancels what is in flight. asyncio
+is imported on the first fetch: a session without requests never pays for it.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
+import gc
+import itertools
 import os
+import re
+import sys
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlparse
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.model import Answer, ModelRequest
 
+if TYPE_CHECKING:
+    import asyncio
+
+    from pytest_behavior.progress import FetchCounts
+    from pytest_behavior.retrying import AdaptiveLimiter
+
 CompleteFunction = Callable[[ModelRequest, "Endpoint"], "Awaitable[Answer] | Answer"]
 ResultCallback = Callable[[str, "Answer | RequestFailed"], None]
+Job = tuple[str, ModelRequest, "Endpoint"]
+# Jobs handed over but not yet taken, per unit of concurrency: enough that no
+# sender ever waits for the producer, few enough to stay flat in memory.
+QUEUED_PER_SLOT = 2
 
-_TRANSIENT_NAMES = frozenset(
-    {
-        "RateLimitError",
-        "InternalServerError",
-        "BadGatewayError",
-        "ServiceUnavailableError",
-        "Timeout",
-        "APIConnectionError",
-        "APITimeoutError",
-    }
-)
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+_READONLY_MESSAGE = r".*`ReadOnly` qualifier"
+# The entry warnings.filterwarnings makes of the filter below (message compiled with re.I).
+_READONLY_FILTER = ("ignore", re.compile(_READONLY_MESSAGE, re.I), UserWarning, None, 0)
 
 
 @dataclass(frozen=True)
@@ -48,61 +58,34 @@ class Endpoint:
 
 def import_litellm() -> Any:
     """Import litellm quietly and without network access to its cost map."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    with warnings.catch_warnings():
-        # pydantic warns about litellm's own types at import; not the user's concern.
-        warnings.simplefilter("ignore")
-        import litellm
-    # pydantic warns about litellm's own types when they are first used.
-    warnings.filterwarnings("ignore", message=r".*`ReadOnly` qualifier", category=UserWarning)
+    loaded: Any = sys.modules.get("litellm")
+    if loaded is None:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        with warnings.catch_warnings():
+            # pydantic warns about litellm's own types at import; not the user's concern.
+            warnings.simplefilter("ignore")
+            import litellm
 
-    litellm.suppress_debug_info = True
-    return litellm
-
-
-def is_transient(exc: BaseException) -> bool:
-    """Errors worth another attempt: rate limits, 5xx, dropped connections, timeouts."""
-    if type(exc).__name__ in _TRANSIENT_NAMES:
-        return True
-    status = getattr(exc, "status_code", None)
-    return isinstance(status, int) and status >= 500
-
-
-def is_rate_limit(exc: BaseException) -> bool:
-    return type(exc).__name__ == "RateLimitError" or getattr(exc, "status_code", None) == 429
-
-
-def retry_after_seconds(exc: BaseException) -> float | None:
-    """The server's Retry-After, when it sent one (seconds form only)."""
-    headers = getattr(exc, "litellm_response_headers", None)
-    if headers is None:
-        response = getattr(exc, "response", None)
-        headers = getattr(response, "headers", None)
-    if not headers:
-        return None
-    try:
-        value = headers.get("retry-after") or headers.get("Retry-After")
-        return max(0.0, float(value)) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
-def short_reason(exc: BaseException) -> str:
-    """One line: the exception's name and message, without litellm's repeated prefixes."""
-    name = type(exc).__name__
-    message = " ".join(str(exc).split())
-    for prefix in (f"litellm.{name}: ", f"{name}: ", "OpenAIException - "):
-        while message.startswith(prefix):
-            message = message[len(prefix) :]
-    if len(message) > 200:
-        message = message[:197] + "..."
-    return f"{name}: {message}" if message else name
+        # The import leaves ~300k objects (modules, pydantic schemas) that live as long
+        # as the process; every full garbage collection would walk them again, pytest's
+        # two at session end included (0.7 s). The permanent generation skips them.
+        gc.freeze()
+        loaded = litellm
+    # pydantic warns about litellm's own types when they are first used. Another
+    # catch_warnings (pytest's, per test) may have dropped the filter since; adding
+    # it only when missing spares every request the warnings module's cache reset.
+    if _READONLY_FILTER not in warnings.filters:
+        warnings.filterwarnings("ignore", message=_READONLY_MESSAGE, category=UserWarning)
+    loaded.suppress_debug_info = True
+    return loaded
 
 
 def _placeholder_key(endpoint: Endpoint) -> str | None:
     """Loopback servers need no key, but the OpenAI SDK insists on one being set."""
     if endpoint.api_base is None:
         return None
+    from urllib.parse import urlparse
+
     if urlparse(endpoint.api_base).hostname not in _LOOPBACK_HOSTS:
         return None
     if os.environ.get("OPENAI_API_KEY"):
@@ -159,44 +142,52 @@ async def litellm_complete(request: ModelRequest, endpoint: Endpoint, timeout: f
     return answer_from_response(response)
 
 
-class AdaptiveLimiter:
-    """Bounded in-flight requests that halve on rate limits and grow back on success."""
+class _Handover:
+    """Jobs from the producing thread to the senders on the loop, half a queue at a time.
 
-    def __init__(self, maximum: int) -> None:
-        self.maximum = maximum
-        self.limit = float(maximum)
-        self.in_flight = 0
-        self.paused_until = 0.0
-        self._condition = asyncio.Condition()
+    Refilling in batches wakes the producer (and the loop) once per
+    ``concurrency`` jobs rather than once per job: each wake-up is a GIL
+    hand-over that the CPU-bound event loop pays for.
+    """
 
-    async def acquire(self) -> None:
-        async with self._condition:
-            await self._condition.wait_for(lambda: self.in_flight < max(1, int(self.limit)))
-            self.in_flight += 1
-        delay = self.paused_until - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    def __init__(self, loop: asyncio.AbstractEventLoop, capacity: int) -> None:
+        import asyncio
 
-    async def release(self, *, rate_limited: bool, retry_after: float | None = None) -> None:
-        async with self._condition:
-            self.in_flight -= 1
-            if rate_limited:
-                self.limit = max(1.0, self.limit / 2)
-                pause = retry_after if retry_after is not None else 1.0
-                self.paused_until = max(self.paused_until, time.monotonic() + pause)
-            else:
-                self.limit = min(float(self.maximum), self.limit + 1.0 / max(1.0, self.limit))
-            self._condition.notify_all()
+        self._loop = loop
+        self._capacity = capacity
+        self._queue: asyncio.Queue[Job | None] = asyncio.Queue()
+        self._pushed = 0  # written by the producer only
+        self._taken = 0  # written by the loop only
+        self.refill = threading.Event()
+
+    def feed(self, jobs: Iterator[Job]) -> bool:
+        """Top the queue up from ``jobs``; False once they are all handed over."""
+        self.refill.clear()
+        room = self._capacity - (self._pushed - self._taken)
+        if room <= 0:
+            return True
+        batch: list[Job | None] = list(itertools.islice(jobs, room))
+        more = len(batch) == room
+        if not more:
+            batch.append(None)  # the end marker
+        self._pushed += len(batch)
+        self._loop.call_soon_threadsafe(_put_all, self._queue, batch)
+        return more
+
+    async def take(self) -> Job | None:
+        job = await self._queue.get()
+        if job is None:
+            self._queue.put_nowait(None)  # the end marker stays for the other senders
+            return None
+        self._taken += 1
+        if self._pushed - self._taken <= self._capacity // 2:
+            self.refill.set()
+        return job
 
 
-@dataclass
-class FetchStats:
-    sent: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    retried: int = 0
-    rate_limited: int = 0
-    started: float = field(default_factory=time.monotonic)
+def _put_all(queue: asyncio.Queue[Job | None], batch: list[Job | None]) -> None:
+    for job in batch:
+        queue.put_nowait(job)
 
 
 class ModelClient:
@@ -214,12 +205,13 @@ class ModelClient:
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.backoff = backoff
-        self.stats = FetchStats()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
+            import asyncio
+
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(
                 target=self._loop.run_forever, name="pytest-behavior-requests", daemon=True
@@ -229,98 +221,162 @@ class ModelClient:
 
     def fetch(
         self,
-        jobs: Iterable[tuple[str, ModelRequest, Endpoint]],
+        jobs: Iterable[Job],
         on_result: ResultCallback,
-    ) -> None:
-        """Run every job, calling ``on_result(key, answer_or_failure)`` as each finishes."""
+        *,
+        counts: FetchCounts | None = None,
+        on_tick: Callable[[], None] | None = None,
+        tick_seconds: float = 0.25,
+    ) -> FetchCounts:
+        """Run every job, calling ``on_result(key, answer_or_failure)`` as each finishes.
+
+        ``jobs`` is consumed lazily on this thread, at most ``2 x concurrency``
+        ahead of the senders. ``on_tick`` runs on this thread every
+        ``tick_seconds`` while the fetch goes on (the progress display).
+        """
+        import asyncio
+
+        from pytest_behavior.progress import FetchCounts
+
+        counts = counts if counts is not None else FetchCounts()
         loop = self._ensure_loop()
-        future = asyncio.run_coroutine_threadsafe(self._fetch_all(list(jobs), on_result), loop)
+        handover = _Handover(loop, QUEUED_PER_SLOT * self.concurrency)
+        started, stopped = threading.Event(), threading.Event()
+        future = asyncio.run_coroutine_threadsafe(
+            self._consume(handover, on_result, counts, started, stopped), loop
+        )
+        wait = tick_seconds if on_tick is not None else 1.0
+        next_tick = time.monotonic() + wait
+
+        def tick_if_due() -> None:
+            nonlocal next_tick
+            if time.monotonic() >= next_tick:
+                if on_tick is not None:
+                    on_tick()
+                next_tick = time.monotonic() + wait
+
         try:
-            future.result()
+            remaining = iter(jobs)
+            while handover.feed(remaining):
+                if not handover.refill.wait(timeout=wait) and future.done():
+                    future.result()  # a sender failed: raise its error here
+                tick_if_due()
+            while True:
+                try:
+                    future.result(timeout=max(0.0, next_tick - time.monotonic()))
+                    return counts
+                except TimeoutError:
+                    tick_if_due()
         except BaseException:
+            # Ctrl-C, or the producer failed: stop sending; what arrived is already passed on.
             future.cancel()
+            if started.is_set():  # else it never will: a cancelled future does not start
+                stopped.wait(timeout=5)
             raise
 
-    async def _fetch_all(
-        self, jobs: list[tuple[str, ModelRequest, Endpoint]], on_result: ResultCallback
+    async def _consume(
+        self,
+        handover: _Handover,
+        on_result: ResultCallback,
+        counts: FetchCounts,
+        started: threading.Event,
+        stopped: threading.Event,
     ) -> None:
+        started.set()
+        import asyncio
+
+        from pytest_behavior.retrying import AdaptiveLimiter
+
         limiter = AdaptiveLimiter(self.concurrency)
-        queue: asyncio.Queue[tuple[str, ModelRequest, Endpoint]] = asyncio.Queue()
-        for job in jobs:
-            queue.put_nowait(job)
 
-        async def worker() -> None:
-            while not queue.empty():
-                key, request, endpoint = queue.get_nowait()
-                on_result(key, await self._attempt_all(request, endpoint, limiter))
+        async def sender() -> None:
+            while (job := await handover.take()) is not None:
+                key, request, endpoint = job
+                counts.sent += 1
+                result = await self._attempt_all(request, endpoint, limiter, counts)
+                if isinstance(result, RequestFailed):
+                    counts.failed += 1
+                else:
+                    counts.answered += 1
+                on_result(key, result)
 
-        workers = [asyncio.create_task(worker()) for _ in range(min(self.concurrency, len(jobs)))]
+        senders = [asyncio.create_task(sender()) for _ in range(self.concurrency)]
         try:
-            await asyncio.gather(*workers)
+            await asyncio.gather(*senders)
         finally:
-            for task in workers:
+            for task in senders:
                 task.cancel()
+            await asyncio.gather(*senders, return_exceptions=True)
+            stopped.set()
 
     async def _attempt_all(
-        self, request: ModelRequest, endpoint: Endpoint, limiter: AdaptiveLimiter
+        self,
+        request: ModelRequest,
+        endpoint: Endpoint,
+        limiter: AdaptiveLimiter,
+        counts: FetchCounts,
     ) -> Answer | RequestFailed:
-        from tenacity import (
-            AsyncRetrying,
-            RetryCallState,
-            retry_if_exception,
-            stop_after_attempt,
-        )
+        from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
+
+        from pytest_behavior.retrying import RetryBudget, is_transient, short_reason
+
+        budget = RetryBudget(max_attempts=self.max_attempts, backoff=self.backoff)
+
+        def stop(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            return budget.exhausted(exc, state.attempt_number)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
-            hinted = retry_after_seconds(exc) if exc is not None else None
-            if hinted is not None:
-                return float(min(hinted, 60.0))
-            return min(self.backoff * 2 ** (state.attempt_number - 1), 30.0)
+            return budget.wait(exc, state.attempt_number)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=wait,
-            retry=retry_if_exception(is_transient),
-            reraise=True,
+            stop=stop, wait=wait, retry=retry_if_exception(is_transient), reraise=True
         )
+        attempts = 0
         try:
             async for attempt in retrying:
                 with attempt:
-                    if attempt.retry_state.attempt_number > 1:
-                        self.stats.retried += 1
-                    return await self._attempt_once(request, endpoint, limiter)
+                    attempts += 1
+                    if attempts > 1:
+                        counts.retried += 1
+                    return await self._attempt_once(request, endpoint, limiter, counts)
         except Exception as exc:  # every failure becomes this case's one-line error
-            self.stats.failed += 1
-            attempts = f" after {self.max_attempts} attempts" if is_transient(exc) else ""
-            return RequestFailed(f"{short_reason(exc)}{attempts}")
+            suffix = f" after {attempts} attempts" if is_transient(exc) else ""
+            return RequestFailed(f"{short_reason(exc)}{suffix}")
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt_once(
-        self, request: ModelRequest, endpoint: Endpoint, limiter: AdaptiveLimiter
+        self,
+        request: ModelRequest,
+        endpoint: Endpoint,
+        limiter: AdaptiveLimiter,
+        counts: FetchCounts,
     ) -> Answer:
-        await limiter.acquire()
-        self.stats.sent += 1
+        from pytest_behavior.retrying import is_rate_limit, retry_after_seconds
+
+        sent_at = await limiter.acquire()
         try:
             result = self._complete(request, endpoint)
             answer = await result if isinstance(result, Awaitable) else result
         except Exception as exc:
             limited = is_rate_limit(exc)
-            self.stats.rate_limited += limited
-            await limiter.release(rate_limited=limited, retry_after=retry_after_seconds(exc))
+            counts.rate_limited += limited
+            await limiter.release(
+                sent_at, rate_limited=limited, retry_after=retry_after_seconds(exc)
+            )
             raise
-        await limiter.release(rate_limited=False)
-        self.stats.succeeded += 1
+        await limiter.release(sent_at, rate_limited=False)
         return answer
 
     def close(self) -> None:
+        import asyncio
+
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
-        try:
+        with contextlib.suppress(Exception):  # shutting down; nothing left to report to
             asyncio.run_coroutine_threadsafe(_cancel_pending_tasks(), loop).result(timeout=5)
-        except Exception:  # noqa: S110 - shutting down; nothing left to report to
-            pass
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
         if not loop.is_running():
@@ -330,6 +386,8 @@ class ModelClient:
 
 async def _cancel_pending_tasks() -> None:
     """Cancel what litellm left running on the loop (its logging worker) before it stops."""
+    import asyncio
+
     current = asyncio.current_task()
     pending = [task for task in asyncio.all_tasks() if task is not current]
     for task in pending:

@@ -2,23 +2,24 @@
 
 Before items run, every request the selected items need is known; the
 uncached ones are sent concurrently and land in the cache as they arrive.
-Items then read their answers. Under xdist each worker fetches its share and
-computes verdicts from the shared cache; the controller gathers the verdicts
-from the test reports and renders them.
+Items then read their answers. Under xdist the workers split the requests
+(each is sent by the first worker to claim it, see claims.py) and compute
+verdicts from the shared cache; the controller gathers the verdicts from the
+test reports and renders them.
 """
 
 from __future__ import annotations
 
 import shutil
+import sys
 import tempfile
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_behavior.cache import ResponseCache, request_key
-from pytest_behavior.client import Endpoint, ModelClient
+from pytest_behavior.cache import ResponseCache
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.model import LOCAL_PREFIX, Answer, Case, ModelRequest, Trait
 from pytest_behavior.prompting import build_request, resolve_template, sampling_params
@@ -27,7 +28,11 @@ from pytest_behavior.results import trait_result as build_trait_result
 from pytest_behavior.settings import BehaviorSettings
 
 if TYPE_CHECKING:
-    from pytest_behavior.collect import BehaviorCaseItem, BehaviorItem, BehaviorVerdictItem
+    from pytest_behavior.claims import RequestClaims
+    from pytest_behavior.client import Endpoint, ModelClient
+    from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
+    from pytest_behavior.fetching import Fetcher
+    from pytest_behavior.finish import SessionOutcome
 
 RUN_KEY = pytest.StashKey["BehaviorRun"]()
 
@@ -44,13 +49,18 @@ class BehaviorRun:
         self.settings = settings
         self.is_worker = hasattr(config, "workerinput")
         self.results: list[dict[str, Any]] = []
+        # Set at session end on the controller (finish.conclude).
+        self.outcome: SessionOutcome | None = None
+        self._baseline_lookup: (
+            Callable[[dict[str, Any]], tuple[dict[str, Any], str] | None] | None
+        ) = None
         self._cache: ResponseCache | None = None
         self._temporary_cache_dir: Path | None = None
         self._client: ModelClient | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._model_templates: dict[str, str | None] = {}
         self._closers: list[Callable[[], None]] = []
-        self._failures: dict[str, RequestFailed] = {}
+        self._fetcher: Fetcher | None = None
         self._groups: dict[tuple[str, str, str], list[Case]] | None = None
 
     # -- cache and client ---------------------------------------------------
@@ -89,6 +99,8 @@ class BehaviorRun:
                 return hook.pytest_behavior_complete(
                     request=request, endpoint=endpoint, config=self.config
                 )
+
+            from pytest_behavior.client import ModelClient
 
             self._client = ModelClient(
                 complete,
@@ -139,39 +151,34 @@ class BehaviorRun:
             ),
         )
 
+    @property
+    def fetcher(self) -> Fetcher:
+        if self._fetcher is None:
+            from pytest_behavior.fetching import Fetcher
+
+            self._fetcher = Fetcher(
+                self.cache,
+                client=lambda: self.client,
+                endpoint=self.endpoint,
+                claims=self._worker_claims(),
+            )
+        return self._fetcher
+
+    def _worker_claims(self) -> RequestClaims | None:
+        """Under xdist, the claims (a sqlite file per run) that split the requests."""
+        testrunuid = getattr(self.config, "workerinput", {}).get("testrunuid")
+        if testrunuid is None:
+            return None
+        from pytest_behavior.claims import RequestClaims, claims_path
+
+        return RequestClaims(claims_path(str(testrunuid)))
+
     def fetch(self, requests: Iterable[ModelRequest]) -> None:
-        """Send every request that is neither cached nor known to fail, concurrently."""
-        cache = self.cache
-        jobs = []
-        seen: set[str] = set()
-        for request in requests:
-            key = request_key(request)
-            if key in seen or key in self._failures or key in cache:
-                continue
-            seen.add(key)
-            jobs.append((key, request, self.endpoint(request.model)))
-        if not jobs:
-            return
-
-        def store(key: str, result: Answer | RequestFailed) -> None:
-            if isinstance(result, RequestFailed):
-                self._failures[key] = result  # never cached: the next run asks again
-            else:
-                cache.set(key, result)
-
-        self.client.fetch(jobs, store)
+        """Send every request that is neither cached, failed, nor another worker's."""
+        self.fetcher.fetch(requests)
 
     def answer(self, request: ModelRequest) -> Answer | RequestFailed:
-        key = request_key(request)
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
-        if key not in self._failures:
-            self.fetch([request])
-            cached = self.cache.get(key)
-            if cached is not None:
-                return cached
-        return self._failures.get(key) or RequestFailed("no answer was recorded")
+        return self.fetcher.answer(request)
 
     def _outcome(self, trait: Trait, case: Case, model: str) -> dict[str, Any]:
         result = self.answer(self.request_for(trait, case, model))
@@ -189,12 +196,7 @@ class BehaviorRun:
     # -- what items call ---------------------------------------------------
 
     def case_outcome(self, item: BehaviorCaseItem) -> dict[str, Any]:
-        request = self.request_for(item.trait, item.case, item.model)
-        key = request_key(request)
-        if key not in self.cache and key not in self._failures:
-            # Another worker's share, not there yet: fetch this trait's missing answers at once.
-            cases = self._groups_by_key(item.session).get(item.group, [item.case])
-            self.fetch(self.request_for(item.trait, case, item.model) for case in cases)
+        # The prefetch sent this item's request (or another worker did: answer() waits).
         return self._outcome(item.trait, item.case, item.model)
 
     def trait_result(self, item: BehaviorVerdictItem) -> dict[str, Any]:
@@ -229,31 +231,55 @@ class BehaviorRun:
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        from pytest_behavior.collect import BehaviorItem
+        # No spec file was collected unless collect.py was imported: a session
+        # without specs pays for neither that import nor a scan of its items.
+        if "pytest_behavior.collect" in sys.modules and not session.config.option.collectonly:
+            from pytest_behavior.collect import BehaviorItem
 
-        items = [item for item in session.items if isinstance(item, BehaviorItem)]
-        if items and not session.config.option.collectonly:
-            self.fetch(self._my_share(self._requests_for(items)))
+            if any(isinstance(item, BehaviorItem) for item in session.items):
+                self._prefetch(session.items)
         return (yield)
 
-    def _my_share(self, requests: Iterable[ModelRequest]) -> Iterable[ModelRequest]:
-        """On an xdist worker, the slice of requests this worker sends up front."""
-        if not self.is_worker:
-            return requests
-        workerinput = getattr(self.config, "workerinput", {})
-        count = int(workerinput.get("workercount", 1))
-        index = int(str(workerinput.get("workerid", "gw0")).lstrip("gw") or 0)
-        return (r for r in requests if int(request_key(r)[:8], 16) % count == index)
+    def _prefetch(self, items: list[pytest.Item]) -> None:
+        """Send every request the selected items need, before the first item runs.
 
-    def _requests_for(self, items: list[BehaviorItem]) -> Iterable[ModelRequest]:
+        Under xdist every worker walks the same requests and sends those it
+        claims first (see claims.py): each request goes out once, and the
+        workers share them as fast as each can send.
+        """
+        from pytest_behavior.progress import progress_for
+
+        self.fetcher.fetch(
+            self._requests_for(items),
+            planned=self._count_requests(items),
+            progress=lambda counts: progress_for(self.config, counts),
+        )
+
+    def _requests_for(self, items: list[pytest.Item]) -> Iterator[ModelRequest]:
+        """One request per selected case, lazily; a verdict adds its cases only when
+        none of them is selected as an item of its own."""
         from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
 
+        groups = self._groups_by_key(items[0].session)
         for item in items:
             if isinstance(item, BehaviorCaseItem):
                 yield self.request_for(item.trait, item.case, item.model)
-            elif isinstance(item, BehaviorVerdictItem):
+            elif isinstance(item, BehaviorVerdictItem) and item.group not in groups:
                 for case in self._selected_cases(item):
                     yield self.request_for(item.trait, case, item.model)
+
+    def _count_requests(self, items: list[pytest.Item]) -> int:
+        """How many requests _requests_for yields, counted without building them."""
+        from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
+
+        groups = self._groups_by_key(items[0].session)
+        count = 0
+        for item in items:
+            if isinstance(item, BehaviorCaseItem):
+                count += 1
+            elif isinstance(item, BehaviorVerdictItem) and item.group not in groups:
+                count += len(self._selected_cases(item))
+        return count
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -283,6 +309,23 @@ class BehaviorRun:
         verdict = data["result"]["verdict"]
         return "passed", "i" if verdict == "inconclusive" else "V", verdict.upper()
 
+    def baseline_comparison(self, result: dict[str, Any]) -> dict[str, Any] | None:
+        """This result against the saved baseline, before the session-wide Holm adjustment."""
+        if self.settings.baseline is None:
+            return None
+        from pytest_behavior.baseline import baseline_reference, load_baseline
+        from pytest_behavior.compare import paired_comparison, spec_mismatch
+
+        if self._baseline_lookup is None:
+            path = self.settings.baseline
+            self._baseline_lookup = baseline_reference(load_baseline(path), path)
+        found = self._baseline_lookup(result)
+        if found is None or spec_mismatch(result, found[0]) is not None:
+            return None
+        return paired_comparison(
+            result, found[0], reference_name=found[1], confidence=self.settings.confidence
+        )
+
     def sorted_results(self) -> list[dict[str, Any]]:
         return sorted(
             self.results, key=lambda result: (result["spec"], result["position"], result["model"])
@@ -294,6 +337,8 @@ class BehaviorRun:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+        if self._fetcher is not None and self._fetcher.claims is not None:
+            self._fetcher.claims.close()
         if self._cache is not None:
             self._cache.close()
         if self._temporary_cache_dir is not None:

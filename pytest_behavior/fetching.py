@@ -1,0 +1,136 @@
+"""Which requests to send, sending them, and finding every answer afterwards.
+
+A fetch walks the requests lazily: each one is hashed once, looked up in the
+cache, and handed to the client only when it is neither cached, nor failed
+already, nor in flight, nor (under xdist) claimed by another worker. Answers go
+to the cache through a background writer as they arrive, so an interrupted run
+keeps everything it received; only the keys between "answered" and "written"
+are remembered, so memory stays flat however large the suite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+from pytest_behavior.cache import CacheWriter, ResponseCache, request_key
+from pytest_behavior.errors import RequestFailed
+from pytest_behavior.model import Answer, ModelRequest
+from pytest_behavior.progress import FetchCounts, FetchProgress
+
+if TYPE_CHECKING:
+    from pytest_behavior.claims import RequestClaims
+    from pytest_behavior.client import Endpoint, Job, ModelClient
+
+# Polling for another worker's answer: start fast (it is usually a request away).
+FIRST_POLL = 0.005
+LONGEST_POLL = 0.05
+
+
+class Fetcher:
+    """One process's view of the answers: cache, failures, and what is in flight."""
+
+    def __init__(
+        self,
+        cache: ResponseCache,
+        *,
+        client: Callable[[], ModelClient],
+        endpoint: Callable[[str], Endpoint],
+        claims: RequestClaims | None = None,
+    ) -> None:
+        self.cache = cache
+        self.claims = claims
+        self._client = client
+        self._endpoint = endpoint
+        # Failures are never cached: the next run asks again.
+        self.failures: dict[str, RequestFailed] = {}
+        self._in_flight: set[str] = set()
+
+    def fetch(
+        self,
+        requests: Iterable[ModelRequest],
+        *,
+        planned: int = 0,
+        progress: Callable[[FetchCounts], FetchProgress | None] | None = None,
+    ) -> FetchCounts:
+        """Send every request that has no answer yet; returns what happened."""
+        counts = FetchCounts(planned=planned)
+        jobs = self._jobs(requests, counts)
+        first = next(jobs, None)
+        if first is None:
+            return counts  # all cached: no event loop, no thread, no litellm import
+        display = progress(counts) if progress is not None else None
+        writer = CacheWriter(self.cache, written=self._in_flight.difference_update)
+        interrupted = True
+        try:
+            self._client().fetch(
+                itertools.chain([first], jobs),
+                lambda key, result: self._store(writer, key, result),
+                counts=counts,
+                on_tick=display.tick if display is not None else None,
+            )
+            interrupted = False
+        finally:
+            writer.close()  # also on Ctrl-C: whatever arrived is written
+            self._abandon_unanswered()
+            if display is not None:
+                display.finish(interrupted=interrupted)
+        return counts
+
+    def _jobs(self, requests: Iterable[ModelRequest], counts: FetchCounts) -> Iterator[Job]:
+        cache, failures, in_flight, claims = self.cache, self.failures, self._in_flight, self.claims
+        for request in requests:
+            key = request_key(request)
+            # In flight before cache: the writer forgets a key only after committing it.
+            if key in in_flight or key in failures or key in cache:
+                counts.skipped += 1
+                continue
+            if claims is not None and not claims.claim(key):
+                counts.skipped += 1  # another worker sends it
+                continue
+            in_flight.add(key)
+            yield key, request, self._endpoint(request.model)
+
+    def _store(self, writer: CacheWriter, key: str, result: Answer | RequestFailed) -> None:
+        """Runs on the event loop thread as each request finishes."""
+        if isinstance(result, RequestFailed):
+            self.failures[key] = result
+            self._in_flight.discard(key)
+            if self.claims is not None:
+                self.claims.record_failure(key, result.reason)
+        else:
+            writer.put(key, result)
+
+    def _abandon_unanswered(self) -> None:
+        """After an interruption: let another worker (or the next run) ask again."""
+        if self.claims is not None:
+            for key in self._in_flight:
+                self.claims.release(key)
+        self._in_flight.clear()
+
+    def answer(self, request: ModelRequest) -> Answer | RequestFailed:
+        """The answer to ``request``: from the cache, fetched now, or awaited from a worker."""
+        key = request_key(request)
+        poll = FIRST_POLL
+        fetched = False
+        while True:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            failure = self.failures.get(key)
+            if failure is not None:
+                return failure
+            if self.claims is not None:
+                reason = self.claims.failure(key)
+                if reason is not None:
+                    return RequestFailed(reason)
+            if fetched:
+                return RequestFailed("no answer was recorded")
+            if self.claims is None or self.claims.claim(key):
+                self.fetch([request])
+                fetched = True
+                continue
+            time.sleep(poll)  # another live worker is fetching it
+            poll = min(poll * 2, LONGEST_POLL)

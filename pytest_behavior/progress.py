@@ -1,0 +1,157 @@
+"""What a user sees while requests are in flight.
+
+On a terminal: one line rewritten in place a few times a second (done / total,
+requests per second, errors, cached), replaced at the end by a one-line
+summary. Elsewhere (CI logs): a plain line at 25%, 50% and 75%, at least one
+a minute, and the summary. Nothing when every answer was cached, nothing under
+``-q``, and nothing from xdist workers, whose output pytest does not show.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+MILESTONES = (25, 50, 75)
+# In a log, a long fetch still says something at least this often (seconds).
+PLAIN_LINE_EVERY = 60.0
+# The live rate is measured over the last few seconds, so the first request's
+# litellm import (~3 s) does not drag it down for the rest of the run.
+RATE_WINDOW = 5.0
+
+
+@dataclass
+class FetchCounts:
+    """Live counters of one fetch: the producer and the event loop write, progress reads.
+
+    ``planned`` is how many requests the caller expects to look at (0 when
+    unknown); each is then either ``skipped`` (cached, a duplicate, or another
+    worker's) or ``sent``, and each sent one ends ``answered`` or ``failed``.
+    """
+
+    planned: int = 0
+    skipped: int = 0
+    sent: int = 0
+    answered: int = 0
+    failed: int = 0
+    retried: int = 0
+    rate_limited: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def finished(self) -> int:
+        return self.skipped + self.answered + self.failed
+
+
+class Terminal(Protocol):
+    """The part of pytest's TerminalReporter that progress writes through."""
+
+    def write_line(self, line: str, **markup: bool) -> None: ...
+
+    def rewrite(self, line: str, **markup: bool) -> None: ...
+
+    def write(self, content: str, *, flush: bool = False, **markup: bool) -> None: ...
+
+
+class FetchProgress:
+    """Renders one fetch's :class:`FetchCounts`; call :meth:`tick` often, :meth:`finish` once."""
+
+    def __init__(
+        self,
+        terminal: Terminal,
+        counts: FetchCounts,
+        *,
+        live: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.terminal = terminal
+        self.counts = counts
+        self.live = live
+        self._clock = clock
+        self._drawn = False
+        self._next_milestone = 0
+        self._last_plain = clock()
+        self._samples: deque[tuple[float, int]] = deque([(counts.started, 0)])
+
+    def tick(self) -> None:
+        counts = self.counts
+        now = self._clock()
+        self._samples.append((now, counts.answered + counts.failed))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW:
+            self._samples.popleft()
+        if counts.sent == 0:
+            return  # so far everything was cached: stay silent
+        if self.live:
+            self.terminal.rewrite(self.status_line(), erase=True)
+            self.terminal.write("", flush=True)
+            self._drawn = True
+            return
+        percent = 100 * counts.finished // counts.planned if counts.planned else 0
+        milestone_due = (
+            self._next_milestone < len(MILESTONES) and percent >= MILESTONES[self._next_milestone]
+        )
+        if milestone_due or self._clock() - self._last_plain >= PLAIN_LINE_EVERY:
+            while (
+                self._next_milestone < len(MILESTONES)
+                and percent >= MILESTONES[self._next_milestone]
+            ):
+                self._next_milestone += 1
+            self._last_plain = self._clock()
+            self.terminal.write_line(self.status_line())
+
+    def finish(self, *, interrupted: bool = False) -> None:
+        counts = self.counts
+        if counts.sent == 0:
+            if self._drawn:
+                self.terminal.rewrite("", erase=True)
+                self.terminal.write("\r", flush=True)
+            return
+        line = self.summary_line(interrupted=interrupted)
+        if self.live:
+            self.terminal.rewrite(line, erase=True)
+            self.terminal.write("\n", flush=True)
+        else:
+            self.terminal.write_line(line)
+
+    def status_line(self) -> str:
+        counts = self.counts
+        total = f"/{counts.planned}" if counts.planned else ""
+        return (
+            f"behavior: {counts.finished}{total} requests, {self._recent_rate():.1f}/s, "
+            f"{counts.failed} errors, {counts.skipped} cached"
+            + (f", {counts.rate_limited} rate-limited" if counts.rate_limited else "")
+        )
+
+    def summary_line(self, *, interrupted: bool = False) -> str:
+        counts = self.counts
+        elapsed = self._clock() - counts.started
+        done = counts.answered + counts.failed
+        head = "interrupted after" if interrupted else "sent"
+        retries = f", {counts.retried} retries" if counts.retried else ""
+        limited = f" ({counts.rate_limited} rate-limited)" if counts.rate_limited else ""
+        return (
+            f"behavior: {head} {done} requests in {elapsed:.1f} s ({self._rate():.1f}/s), "
+            f"{counts.failed} errors{retries}{limited}, {counts.skipped} cached"
+        )
+
+    def _recent_rate(self) -> float:
+        (then, done_then), (now, done_now) = self._samples[0], self._samples[-1]
+        return (done_now - done_then) / (now - then) if now > then else 0.0
+
+    def _rate(self) -> float:
+        elapsed = self._clock() - self.counts.started
+        done = self.counts.answered + self.counts.failed
+        return done / elapsed if elapsed > 0 else 0.0
+
+
+def progress_for(config: Any, counts: FetchCounts) -> FetchProgress | None:
+    """A progress display for this process, or None where it must stay quiet."""
+    if hasattr(config, "workerinput") or config.option.verbose < 0:
+        return None
+    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    if terminal is None:
+        return None
+    return FetchProgress(terminal, counts, live=bool(terminal.isatty()))
