@@ -7,6 +7,7 @@ pays nothing (no litellm, no diskcache, no files created).
 from __future__ import annotations
 
 import gc
+import sys
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,7 +70,9 @@ def _check_local_models(models: tuple[str, ...]) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     from pytest_behavior.session import RUN_KEY
 
-    if config.stash.get(_FROZE_KEY, False):
+    if config.stash.get(_FROZE_KEY, False) and "litellm" not in sys.modules:
+        # Thaw the items for in-process reruns (pytester); litellm's ~300k objects stay
+        # frozen, or pytest's final gc.collect() would walk them all again.
         gc.unfreeze()
     run = config.stash.get(RUN_KEY, None)
     if run is None:
@@ -121,13 +124,14 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from pytest_behavior.finish import summary_lines
     from pytest_behavior.session import run_of
 
     run = run_of(config)
     outcome = run.outcome
     if run.is_worker or outcome is None or config.option.verbose < -1:
         return
+    from pytest_behavior.finish import summary_lines
+
     for title, lines in summary_lines(outcome, run.settings):
         terminalreporter.write_sep("=", title)
         for line in lines:
@@ -137,12 +141,13 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_behavior.finish import conclude
     from pytest_behavior.session import run_of
 
     run = run_of(session.config)
     if run.is_worker or not run.results:
         return
+    from pytest_behavior.finish import conclude
+
     run.outcome = conclude(run.sorted_results(), run.settings, session.config)
     if run.outcome.gate_failed and session.exitstatus == pytest.ExitCode.OK:
         # The session-level gate: regressions and refused comparisons fail the run.

@@ -80,8 +80,9 @@ class BehaviorRun:
             return self._temporary_cache_dir
         if self.settings.cache_dir is not None:
             return self.settings.cache_dir
-        if self.config.cache is not None:
-            return self.config.cache.mkdir("behavior") / "responses"
+        pytest_cache = getattr(self.config, "cache", None)  # absent with -p no:cacheprovider
+        if pytest_cache is not None:
+            return Path(pytest_cache.mkdir("behavior")) / "responses"
         return self.config.rootpath / ".pytest_cache" / "behavior" / "responses"
 
     def temporary_cache_for_workers(self) -> str | None:
@@ -112,9 +113,14 @@ class BehaviorRun:
     def endpoint(self, model: str) -> Endpoint:
         """Where ``model`` is served; resolved (a local model started) only when needed."""
         if model not in self._endpoints:
-            self._endpoints[model] = self.config.hook.pytest_behavior_endpoint(
-                model=model, config=self.config
-            )
+            try:
+                self._endpoints[model] = self.config.hook.pytest_behavior_endpoint(
+                    model=model, config=self.config
+                )
+            except Exception as error:  # a server that cannot start: say so, no traceback
+                pytest.exit(
+                    f"cannot reach {model}: {error}", returncode=pytest.ExitCode.USAGE_ERROR
+                )
         return self._endpoints[model]
 
     def model_template(self, model: str) -> str | None:

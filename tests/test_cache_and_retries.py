@@ -162,3 +162,15 @@ def test_hanging_request_times_out_and_is_retried(
     run = run_suite()
     run.result.assert_outcomes(passed=2)
     assert server.request_count == 2
+
+
+def test_cache_works_without_pytests_cacheprovider(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+) -> None:
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=2))
+    run = run_suite("-p", "no:cacheprovider")
+    run.result.assert_outcomes(passed=3)
+    assert (pytester.path / ".pytest_cache" / "behavior" / "responses").is_dir()
+    server.reset_stats()
+    run_suite("-p", "no:cacheprovider")
+    assert server.request_count == 0
