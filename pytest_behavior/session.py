@@ -239,7 +239,13 @@ class BehaviorRun:
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
         # No spec file was collected unless collect.py was imported: a session
         # without specs pays for neither that import nor a scan of its items.
-        if "pytest_behavior.collect" in sys.modules and not session.config.option.collectonly:
+        # With collection errors pytest stops before the first item: send nothing then.
+        stopping = session.testsfailed and not session.config.option.continue_on_collection_errors
+        if (
+            "pytest_behavior.collect" in sys.modules
+            and not session.config.option.collectonly
+            and not stopping
+        ):
             from pytest_behavior.collect import BehaviorItem
 
             if any(isinstance(item, BehaviorItem) for item in session.items):

@@ -174,3 +174,13 @@ def test_cache_works_without_pytests_cacheprovider(
     server.reset_stats()
     run_suite("-p", "no:cacheprovider")
     assert server.request_count == 0
+
+
+def test_collection_errors_send_no_request(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+) -> None:
+    pytester.makefile(".yaml", behavior_good=yes_no_suite(count=3))
+    pytester.makefile(".yaml", behavior_bad="traits: [\n")
+    run = run_suite()
+    assert run.result.ret == pytest.ExitCode.INTERRUPTED
+    assert server.request_count == 0
