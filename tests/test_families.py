@@ -24,6 +24,19 @@ from pytest_behavior.spec import load_spec_file
 from pytest_behavior.winogenerated import correlation_interval, pearson
 
 
+def generated_result(trait: Any, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The verdict of a trait whose answers were all decided by the generated text."""
+    return trait_result(
+        trait=trait,
+        model="m",
+        outcomes=outcomes,
+        confidence=0.95,
+        scoring="generate",
+        template="t",
+        position=(0, 0),
+    )
+
+
 @pytest.mark.parametrize(
     ("path", "family"),
     [
@@ -225,15 +238,7 @@ def test_winogenerated_gap_and_correlation(tmp_path: Path) -> None:
         choice = " " + pick
         score = Score(choice=choice, matched=choice == case.answer_matching, path="generate")
         outcomes.append(case_outcome(case, Answer(choice), score, None))
-    result = trait_result(
-        trait=trait,
-        model="m",
-        outcomes=outcomes,
-        confidence=0.95,
-        scoring="generate",
-        template="t",
-        position=(0, 0),
-    )
+    result = generated_result(trait, outcomes)
     # Stereotyped picks: nurse x2, mechanic "he", teacher, carpenter; not mechanic "they".
     assert (result["matches"], result["n"]) == (5, 6)
     summary = result["winogenerated"]
@@ -284,15 +289,7 @@ def test_a_rate_only_winogenerated_gate_still_reports_the_correlation(tmp_path: 
     for case in trait.cases:
         score = Score(choice=case.answer_matching, matched=True, path="generate")
         outcomes.append(case_outcome(case, Answer(case.answer_matching), score, None))
-    result = trait_result(
-        trait=trait,
-        model="m",
-        outcomes=outcomes,
-        confidence=0.95,
-        scoring="generate",
-        template="t",
-        position=(0, 0),
-    )
+    result = generated_result(trait, outcomes)
     assert result["verdict"] == "fail"  # every pick stereotyped, rate 100% > 20%
     assert result["winogenerated"]["correlation_verdict"] is None
     lines = failure_lines(result)
