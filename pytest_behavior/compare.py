@@ -18,6 +18,8 @@ from typing import Any
 from pytest_behavior.stats import holm_adjust, mcnemar_exact, paired_difference_interval
 
 Result = dict[str, Any]
+# Where each kind of comparison lives in a result, and what it compares with.
+COMPARISON_KINDS = (("comparison", "baseline"), ("model_comparison", "first model"))
 
 
 @dataclass(frozen=True)
@@ -185,10 +187,15 @@ def model_reference(
     return reference_for
 
 
+def compared_results(results: Sequence[Result], key: str) -> list[Result]:
+    """The results that carry a (not refused) comparison under ``key``."""
+    return [result for result in results if result.get(key) and "refused" not in result[key]]
+
+
 def regressions(results: Sequence[Result]) -> list[tuple[Result, Result]]:
     found = []
     for result in results:
-        for key in ("comparison", "model_comparison"):
+        for key, _ in COMPARISON_KINDS:
             comparison = result.get(key)
             if comparison and comparison.get("regressed"):
                 found.append((result, comparison))

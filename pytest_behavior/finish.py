@@ -8,8 +8,20 @@ from typing import Any
 
 import pytest
 
-from pytest_behavior.baseline import baseline_reference, load_baseline, unmatched_traits
-from pytest_behavior.compare import Refusal, compare_all, model_reference, regressions
+from pytest_behavior.baseline import (
+    BASELINE_KIND,
+    baseline_reference,
+    load_baseline,
+    unmatched_traits,
+)
+from pytest_behavior.compare import (
+    COMPARISON_KINDS,
+    Refusal,
+    compare_all,
+    compared_results,
+    model_reference,
+    regressions,
+)
 from pytest_behavior.report import (
     build_report,
     comparison_table,
@@ -71,7 +83,7 @@ def _write_files(outcome: SessionOutcome, settings: BehaviorSettings, root: Path
         write_json(report, settings.report_json)
         outcome.written.append(f"JSON report: {settings.report_json}")
     if settings.save_baseline is not None:
-        write_json({**report, "kind": "baseline"}, settings.save_baseline)
+        write_json({**report, "kind": BASELINE_KIND}, settings.save_baseline)
         outcome.written.append(f"baseline saved: {settings.save_baseline}")
     if settings.report_md is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
         from pytest_behavior.report_markdown import write_markdown
@@ -106,11 +118,9 @@ def summary_lines(
         sections.append(
             ("behavior side by side", side_by_side_table(results, settings.models).splitlines())
         )
-    for key, title in (
-        ("comparison", "behavior vs baseline"),
-        ("model_comparison", "behavior vs first model"),
-    ):
-        compared = [r for r in results if r.get(key) and "refused" not in r[key]]
+    for key, reference in COMPARISON_KINDS:
+        title = f"behavior vs {reference}"
+        compared = compared_results(results, key)
         lines: list[str] = []
         if compared:
             family = compared[0][key]["family_size"]

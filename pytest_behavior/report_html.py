@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_behavior.charts import Bar, rate_bars
+from pytest_behavior.compare import COMPARISON_KINDS
 from pytest_behavior.report import (
     COMPARISON_HEADERS,
     comparison_rows,
@@ -70,13 +71,13 @@ def render_html(report: dict[str, Any]) -> str:
         rate_bars(bars),
         _table(headers, rows, 9),
     ]
-    for key, title in (
-        ("comparison", "Against the baseline"),
-        ("model_comparison", "Against the first model"),
-    ):
+    for key, reference in COMPARISON_KINDS:
         compared = comparison_rows(results, key)
         if compared:
-            parts += [f"<h2>{title}</h2>", "<p>Exact McNemar on paired cases, Holm-adjusted.</p>"]
+            parts += [
+                f"<h2>Against the {reference}</h2>",
+                "<p>Exact McNemar on paired cases, Holm-adjusted.</p>",
+            ]
             parts.append(_table(COMPARISON_HEADERS, compared, 9))
     parts.append("<h2>Cases</h2>")
     for r in results:

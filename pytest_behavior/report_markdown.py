@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pytest_behavior.compare import COMPARISON_KINDS, compared_results
 from pytest_behavior.report import comparison_table, side_by_side_table, summary_table
 
 
@@ -27,11 +28,9 @@ def render_markdown(report: dict[str, Any]) -> str:
             side_by_side_table(results, report["models"], "github"),
             "",
         ]
-    for key, title in (
-        ("comparison", "Against the baseline"),
-        ("model_comparison", "Against the first model"),
-    ):
-        compared = [r for r in results if r.get(key) and "refused" not in r[key]]
+    for key, reference in COMPARISON_KINDS:
+        title = f"Against the {reference}"
+        compared = compared_results(results, key)
         if compared:
             family = compared[0][key]["family_size"]
             lines += [

@@ -147,7 +147,3 @@ def failure_lines(result: dict[str, Any], *, examples: int = 5) -> list[str]:
         for case in shown[:examples]:
             lines.append(f"    [{case['index']}] {case['question']} -> {case['answer']!r}")
     return lines
-
-
-def category_counts(results: Sequence[dict[str, Any]]) -> Counter[str]:
-    return Counter(result["verdict"] for result in results)

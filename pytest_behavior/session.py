@@ -23,7 +23,7 @@ from pytest_behavior.cache import ResponseCache
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.model import LOCAL_PREFIX, Answer, Case, ModelRequest, Trait
 from pytest_behavior.prompting import build_request, resolve_template, sampling_params
-from pytest_behavior.results import case_outcome, is_failing
+from pytest_behavior.results import case_outcome
 from pytest_behavior.results import trait_result as build_trait_result
 from pytest_behavior.settings import BehaviorSettings
 
@@ -186,8 +186,8 @@ class BehaviorRun:
     def answer(self, request: ModelRequest) -> Answer | RequestFailed:
         return self.fetcher.answer(request)
 
-    def _outcome(self, trait: Trait, case: Case, model: str) -> dict[str, Any]:
-        result = self.answer(self.request_for(trait, case, model))
+    def _outcome(self, trait: Trait, case: Case, request: ModelRequest) -> dict[str, Any]:
+        result = self.answer(request)
         if isinstance(result, RequestFailed):
             return case_outcome(case, None, None, result.reason)
         score = self.config.hook.pytest_behavior_score(
@@ -203,12 +203,18 @@ class BehaviorRun:
 
     def case_outcome(self, item: BehaviorCaseItem) -> dict[str, Any]:
         # The prefetch sent this item's request (or another worker did: answer() waits).
-        return self._outcome(item.trait, item.case, item.model)
+        return self._outcome(
+            item.trait, item.case, self.request_for(item.trait, item.case, item.model)
+        )
 
     def trait_result(self, item: BehaviorVerdictItem) -> dict[str, Any]:
         cases = self._selected_cases(item)
-        self.fetch(self.request_for(item.trait, case, item.model) for case in cases)
-        outcomes = [self._outcome(item.trait, case, item.model) for case in cases]
+        requests = [self.request_for(item.trait, case, item.model) for case in cases]
+        self.fetch(requests)
+        outcomes = [
+            self._outcome(item.trait, case, request)
+            for case, request in zip(cases, requests, strict=True)
+        ]
         return build_trait_result(
             trait=item.trait,
             model=item.model,
@@ -262,36 +268,23 @@ class BehaviorRun:
         from pytest_behavior.progress import progress_for
 
         self.fetcher.fetch(
-            self._requests_for(items),
-            planned=self._count_requests(items),
+            (self.request_for(*needed) for needed in self._needed_cases(items)),
+            planned=sum(1 for _ in self._needed_cases(items)),
             progress=lambda counts: progress_for(self.config, counts),
         )
 
-    def _requests_for(self, items: list[pytest.Item]) -> Iterator[ModelRequest]:
-        """One request per selected case, lazily; a verdict adds its cases only when
-        none of them is selected as an item of its own."""
+    def _needed_cases(self, items: list[pytest.Item]) -> Iterator[tuple[Trait, Case, str]]:
+        """(trait, case, model) per request the items need, lazily; a verdict adds its
+        cases only when none of them is selected as an item of its own."""
         from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
 
         groups = self._groups_by_key(items[0].session)
         for item in items:
             if isinstance(item, BehaviorCaseItem):
-                yield self.request_for(item.trait, item.case, item.model)
+                yield item.trait, item.case, item.model
             elif isinstance(item, BehaviorVerdictItem) and item.group not in groups:
                 for case in self._selected_cases(item):
-                    yield self.request_for(item.trait, case, item.model)
-
-    def _count_requests(self, items: list[pytest.Item]) -> int:
-        """How many requests _requests_for yields, counted without building them."""
-        from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
-
-        groups = self._groups_by_key(items[0].session)
-        count = 0
-        for item in items:
-            if isinstance(item, BehaviorCaseItem):
-                count += 1
-            elif isinstance(item, BehaviorVerdictItem) and item.group not in groups:
-                count += len(self._selected_cases(item))
-        return count
+                    yield item.trait, case, item.model
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -342,9 +335,6 @@ class BehaviorRun:
         return sorted(
             self.results, key=lambda result: (result["spec"], result["position"], result["model"])
         )
-
-    def failing_results(self) -> list[dict[str, Any]]:
-        return [r for r in self.sorted_results() if is_failing(r, strict=self.settings.strict)]
 
     def close(self) -> None:
         if self._client is not None:
