@@ -13,10 +13,12 @@ import hashlib
 import json
 import queue
 import re
+import shlex
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from pytest_behavior.model import Answer, ModelRequest
 
@@ -48,17 +50,45 @@ def request_key(request: ModelRequest) -> str:
     for name, _ in request.params:
         if is_secret_param(name):
             raise ValueError(f"refusing to derive a cache key from secret parameter {name!r}")
-    payload = _KEY_ENCODER.encode(
-        {
-            "v": KEY_VERSION,
-            "model": request.model,
-            "api_base": request.api_base,
-            "messages": request.messages,
-            "params": sorted(request.params),
-            "sample": request.sample_index,
-        }
-    )
+    fields: dict[str, Any] = {
+        "v": KEY_VERSION,
+        "model": request.model,
+        "api_base": request.api_base,
+        "messages": request.messages,
+        "params": sorted(request.params),
+        "sample": request.sample_index,
+    }
+    if request.continuations:
+        # Exact scoring: only these requests carry continuations, so their keys can
+        # never meet a generated (top-k or text) answer's; other keys are unchanged.
+        fields["method"] = "exact"
+        fields["continuations"] = request.continuations
+    payload = _KEY_ENCODER.encode(fields)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def unusable_cache(directory: Path, error: BaseException | None) -> NoReturn:
+    """Stop the run: one message naming the cache folder, what is wrong and what to do."""
+    import pytest
+
+    problem = str(error) if error is not None else "an entry is not a pytest-behavior answer"
+    if isinstance(error, sqlite3.OperationalError) and "locked" in problem:
+        fix = (
+            "another process held it too long: let the other run finish, "
+            "or give this run a folder of its own with --behavior-cache-dir"
+        )
+    elif isinstance(error, PermissionError) or "readonly" in problem:
+        fix = "make the folder writable, or point --behavior-cache-dir at one that is"
+    else:
+        fix = (
+            "it is truncated, corrupt, unreadable or not a pytest-behavior cache. "
+            f"Delete the folder (rm -rf {shlex.quote(str(directory.absolute()))}) and run again "
+            "(its answers are asked again), or point --behavior-cache-dir elsewhere"
+        )
+    pytest.exit(
+        f"pytest-behavior: cannot use the response cache {directory.absolute()} ({problem}): {fix}",
+        returncode=pytest.ExitCode.USAGE_ERROR,
+    )
 
 
 class ResponseCache:
@@ -68,31 +98,54 @@ class ResponseCache:
         self.directory = directory
         self._cache: Any = None
 
+    # Every use of the directory goes through a try: a truncated, garbage, unreadable
+    # or foreign cache stops the run with one message (unusable_cache) instead of a
+    # sqlite3 traceback. A try costs nothing until it catches.
+
     def _open(self) -> Any:
         if self._cache is None:
             import diskcache
 
-            self.directory.mkdir(parents=True, exist_ok=True)
-            # The default 60 s timeout lets several xdist workers write one directory.
-            self._cache = diskcache.Cache(str(self.directory), size_limit=2**34)
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                # The default 60 s timeout lets several xdist workers write one directory.
+                self._cache = diskcache.Cache(str(self.directory), size_limit=2**34)
+            except (sqlite3.Error, OSError) as error:
+                unusable_cache(self.directory, error)
         return self._cache
 
     def get(self, key: str) -> Answer | None:
-        raw = self._open().get(key)
-        return None if raw is None else Answer.from_dict(raw)
+        cache = self._open()
+        try:
+            raw = cache.get(key)
+        except (sqlite3.Error, OSError) as error:
+            unusable_cache(self.directory, error)
+        if raw is None:
+            return None
+        try:
+            return Answer.from_dict(raw)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            unusable_cache(self.directory, None)
 
     def __contains__(self, key: str) -> bool:
-        return key in self._open()
+        cache = self._open()
+        try:
+            return key in cache
+        except (sqlite3.Error, OSError) as error:
+            unusable_cache(self.directory, error)
 
     def set(self, key: str, answer: Answer) -> None:
-        self._open().set(key, answer.to_dict())
+        self.set_many([(key, answer)])
 
     def set_many(self, entries: Iterable[tuple[str, Answer]]) -> None:
         """Store several answers in one transaction (one commit)."""
         cache = self._open()
-        with cache.transact():
-            for key, answer in entries:
-                cache.set(key, answer.to_dict())
+        try:
+            with cache.transact():
+                for key, answer in entries:
+                    cache.set(key, answer.to_dict())
+        except (sqlite3.Error, OSError) as error:
+            unusable_cache(self.directory, error)
 
     def close(self) -> None:
         if self._cache is not None:

@@ -99,15 +99,20 @@ def answer_from_response(response: Any) -> Answer:
     message = getattr(choice, "message", None)
     text = getattr(message, "content", None) or getattr(choice, "text", None) or ""
     logprobs = getattr(choice, "logprobs", None)
-    content = _field(logprobs, "content")
+    content = response_field(logprobs, "content")
     top: tuple[tuple[tuple[str, float], ...], ...] | None = None
     if content:
         top = tuple(
             tuple(
-                (str(_field(alt, "token")), float(_field(alt, "logprob")))
-                for alt in (_field(position, "top_logprobs") or [])
+                (str(response_field(alt, "token")), float(response_field(alt, "logprob")))
+                for alt in (response_field(position, "top_logprobs") or [])
             )
-            or ((str(_field(position, "token")), float(_field(position, "logprob"))),)
+            or (
+                (
+                    str(response_field(position, "token")),
+                    float(response_field(position, "logprob")),
+                ),
+            )
             for position in content
         )
     return Answer(
@@ -115,7 +120,8 @@ def answer_from_response(response: Any) -> Answer:
     )
 
 
-def _field(obj: Any, name: str) -> Any:
+def response_field(obj: Any, name: str) -> Any:
+    """A field of a response part, whether litellm gave an object or a dict."""
     if obj is None:
         return None
     if isinstance(obj, dict):
@@ -124,12 +130,20 @@ def _field(obj: Any, name: str) -> Any:
 
 
 async def litellm_complete(request: ModelRequest, endpoint: Endpoint, timeout: float) -> Answer:
-    """The default completion: one litellm.acompletion call, no retries of its own."""
+    """The default completion: one litellm.acompletion call, no retries of its own.
+
+    A request with continuations asks for their exact log-probabilities instead
+    (litellm's text-completion path, see exact.py).
+    """
+    key = _placeholder_key(endpoint)
+    if request.continuations:
+        from pytest_behavior.exact import exact_complete
+
+        return await exact_complete(request, endpoint, timeout=timeout, api_key=key)
     litellm = import_litellm()
     kwargs: dict[str, Any] = dict(request.params)
     if endpoint.api_base:
         kwargs["api_base"] = endpoint.api_base
-    key = _placeholder_key(endpoint)
     if key is not None:
         kwargs["api_key"] = key
     response = await litellm.acompletion(
@@ -376,12 +390,39 @@ class ModelClient:
         if loop is None or thread is None:
             return
         with contextlib.suppress(Exception):  # shutting down; nothing left to report to
+            asyncio.run_coroutine_threadsafe(_close_litellm_clients(), loop).result(timeout=5)
+        with contextlib.suppress(Exception):
             asyncio.run_coroutine_threadsafe(_cancel_pending_tasks(), loop).result(timeout=5)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=5)
         if not loop.is_running():
             loop.close()
         self._loop = self._thread = None
+
+
+async def _close_litellm_clients() -> None:
+    """Close the HTTP clients litellm cached on this loop (its aiohttp sessions among them).
+
+    They are bound to this loop, which is about to close, so they are dropped from
+    litellm's cache too: a later session builds new ones on its own loop.
+    """
+    litellm: Any = sys.modules.get("litellm")
+    if litellm is None:
+        return
+    from litellm.llms.custom_httpx import async_client_cleanup
+
+    from pytest_behavior.exact import OWNED_MARK
+
+    shared: Any = getattr(litellm, "aclient_session", None)
+    if getattr(shared, OWNED_MARK, False):
+        litellm.aclient_session = None
+        await shared.aclose()
+    cleanup: Any = async_client_cleanup.close_litellm_async_clients
+    await cleanup()
+    cache = getattr(litellm, "in_memory_llm_clients_cache", None)
+    flush = getattr(cache, "flush_cache", None)
+    if callable(flush):
+        flush()
 
 
 async def _cancel_pending_tasks() -> None:

@@ -33,7 +33,11 @@ class Refusal:
 
 def spec_mismatch(current: Result, reference: Result) -> str | None:
     """Why two results cannot be compared case by case, or None when they can."""
-    for key, label in (("prompt", "prompt template"), ("scoring", "scoring mode")):
+    for key, label in (
+        ("prompt", "prompt template"),
+        ("scoring", "scoring mode"),
+        ("scoring_used", "scoring method"),
+    ):
         if current.get(key) != reference.get(key):
             return (
                 f"the {label} differs (reference {reference.get(key)!r}, "

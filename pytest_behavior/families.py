@@ -117,15 +117,18 @@ def default_continuation(family: str, path: PurePath | None, cases: Sequence[Cas
 
 
 def scoring_summary(mode: str, outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Which scoring actually decided a trait's answers, and how often logprobs fell short.
+    """Which scoring method actually decided a trait's answers, and how often top-k fell short.
 
-    ``scoring_used`` is "logprob" when any answer was decided by its log-probabilities,
-    else "generate" (the mode asked for, or auto against a provider without logprobs).
-    ``fallbacks`` counts answers for which logprob scoring was tried and the
+    ``scoring_used`` is "exact" when the answers carried each choice's exact
+    log-probability, else "topk" when any was decided by a top-k list, else
+    "generate" (the mode asked for, or a provider without logprobs).
+    ``fallbacks`` counts answers for which top-k scoring was tried and the
     generated text decided instead (or nothing did).
     """
     paths = Counter(outcome["path"] for outcome in outcomes if outcome["error"] is None)
-    used = "logprob" if mode != "generate" and paths.get("logprob", 0) else "generate"
+    used = "generate"
+    if mode != "generate":
+        used = next((method for method in ("exact", "topk") if paths.get(method)), "generate")
     return {
         "scoring_used": used,
         "fallbacks": sum(1 for outcome in outcomes if outcome.get("fallback")),

@@ -54,9 +54,15 @@ class Fetcher:
         *,
         planned: int = 0,
         progress: Callable[[FetchCounts], FetchProgress | None] | None = None,
+        counts: FetchCounts | None = None,
     ) -> FetchCounts:
-        """Send every request that has no answer yet; returns what happened."""
-        counts = FetchCounts(planned=planned)
+        """Send every request that has no answer yet; returns what happened.
+
+        ``counts`` carries on counting where an earlier fetch left off (the
+        exact-scoring probes before the prefetch), so one summary covers both.
+        """
+        if counts is None:
+            counts = FetchCounts(planned=planned)
         jobs = self._jobs(requests, counts)
         first = next(jobs, None)
         if first is None:

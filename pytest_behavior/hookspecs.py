@@ -65,6 +65,11 @@ def pytest_behavior_complete(
     """Ask the model; return an Answer or an awaitable of one (preferred: runs concurrently).
 
     Raise litellm's exceptions (or any with ``status_code``) for retries to apply.
+    A request with ``continuations`` asks for exact scoring: return
+    ``Answer(text="", choice_logprobs=(ChoiceLogprob(text, logprob, tokens), ...))``,
+    one per continuation, or raise ``pytest_behavior.exact.ExactScoringUnsupported``
+    so that ``scoring: logprob`` falls back to top-k (a client that speaks chat only
+    should set ``scoring: topk`` or ``generate`` instead).
     Example, an in-house client::
 
         from pytest_behavior.model import Answer

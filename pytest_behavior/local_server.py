@@ -42,6 +42,8 @@ import llama_cpp
 import numpy as np
 import numpy.typing as npt
 
+from pytest_behavior.local_echo import EchoedToken, decode_all_positions, echoed_tokens
+
 MAX_TOP_LOGPROBS = 20
 DEFAULT_MAX_TOKENS = 16
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -106,6 +108,32 @@ class ModelRunner:
         with self._lock:
             self._evaluate_from_empty_cache(prompt)
             return self._decode(request, len(prompt))
+
+    def echo(
+        self, prompt_text: str, *, top: int, max_tokens: int
+    ) -> tuple[list[EchoedToken], Generation]:
+        """Every prompt token's log-probability, then up to ``max_tokens`` generated greedily."""
+        prompt = self._llm.tokenize(prompt_text.encode("utf-8"), add_bos=True, special=False)
+        if len(prompt) + max_tokens > self._n_ctx:
+            raise RequestError(f"{len(prompt)} prompt tokens + max_tokens exceed {self._n_ctx}")
+        bos = int(self._llm.token_bos())
+        with self._lock:
+            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
+            self._llm.reset()  # type: ignore[no-untyped-call]
+            rows = decode_all_positions(
+                self._llm.ctx, prompt, n_vocab=self._n_vocab, batch_size=int(self._llm.n_batch)
+            )
+            echoed = echoed_tokens(
+                prompt, rows, self._piece, top=top, skip_first=bool(prompt) and prompt[0] == bos
+            )
+            generation = Generation("", (), "length", len(prompt))
+            if max_tokens > 0:
+                # Llama.eval continues from n_tokens: tell it what the cache now holds.
+                self._llm.input_ids[: len(prompt)] = prompt
+                self._llm.n_tokens = len(prompt)
+                request = GenerationRequest(prompt_text, max_tokens, (), top)
+                generation = self._decode(request, len(prompt))
+        return echoed, generation
 
     def _decode(self, request: GenerationRequest, n_prompt: int) -> Generation:
         tokens: list[GeneratedToken] = []
@@ -227,10 +255,14 @@ def logprob_entry(token: TokenLogprob) -> JsonObject:
 
 def text_completion(runner: ModelRunner, alias: str, body: JsonObject) -> JsonObject:
     prompt = body.get("prompt")
-    if not isinstance(prompt, str):
-        raise RequestError("prompt must be a string")
     if body.get("echo"):
-        raise RequestError("echo=true is not supported by this server")
+        from pytest_behavior.local_echo import echo_completion
+
+        return echo_completion(runner, alias, body)
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise RequestError("prompt must be a string (a list of prompts needs echo=true)")
     top = body.get("logprobs")
     generation = runner.generate(parse_generation(body, prompt, int(top or 0)))
     choice: JsonObject = {

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-SCORING_MODES = ("auto", "logprob", "generate")
+# What a trait may ask for; see scoring.py for what each measures.
+SCORING_MODES = ("auto", "logprob", "exact", "topk", "generate")
+# How an answer was actually obtained and read: one of these per trait and model.
+SCORING_METHODS = ("exact", "topk", "generate")
 # Models named local/... are served by the embedded runtime (see local_model.py).
 LOCAL_PREFIX = "local/"
 
@@ -135,6 +138,14 @@ class ModelRequest:
     messages: tuple[tuple[str, str], ...]
     params: tuple[tuple[str, Any], ...]
     sample_index: int = 0
+    # Exact choice scoring: the labelled answers whose log-probabilities as the
+    # continuation of the (single) message are asked for, in the case's choice order.
+    continuations: tuple[str, ...] = ()
+
+    @property
+    def prompt(self) -> str:
+        """The text of the messages, as one prompt (what exact scoring continues)."""
+        return "\n\n".join(content for _, content in self.messages)
 
     def litellm_messages(self) -> list[dict[str, str]]:
         return [{"role": role, "content": content} for role, content in self.messages]
@@ -150,9 +161,12 @@ class Answer:
     text: str
     top_logprobs: tuple[tuple[tuple[str, float], ...], ...] | None = None
     finish_reason: str | None = None
+    # Exact scoring: per continuation of the request, its summed log-probability
+    # and how many tokens it took, in the request's order.
+    choice_logprobs: tuple[ChoiceLogprob, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "top_logprobs": (
                 None
@@ -161,6 +175,11 @@ class Answer:
             ),
             "finish_reason": self.finish_reason,
         }
+        if self.choice_logprobs is not None:
+            data["choice_logprobs"] = [
+                [entry.text, entry.logprob, entry.tokens] for entry in self.choice_logprobs
+            ]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Answer:
@@ -170,9 +189,30 @@ class Answer:
             if raw is None
             else tuple(tuple((str(tok), float(lp)) for tok, lp in position) for position in raw)
         )
-        return cls(
-            text=str(data["text"]), top_logprobs=top, finish_reason=data.get("finish_reason")
+        raw_choices = data.get("choice_logprobs")
+        choices = (
+            None
+            if raw_choices is None
+            else tuple(
+                ChoiceLogprob(str(text), float(logprob), int(tokens))
+                for text, logprob, tokens in raw_choices
+            )
         )
+        return cls(
+            text=str(data["text"]),
+            top_logprobs=top,
+            finish_reason=data.get("finish_reason"),
+            choice_logprobs=choices,
+        )
+
+
+@dataclass(frozen=True)
+class ChoiceLogprob:
+    """One labelled answer's log-probability as the continuation of the prompt."""
+
+    text: str
+    logprob: float
+    tokens: int
 
 
 @dataclass(frozen=True)
@@ -186,3 +226,10 @@ class Score:
     # Logprob scoring was asked for (or the answer carried logprobs under auto) but
     # no top-k list named a choice, so the generated text decided (or nothing did).
     fallback: bool = False
+    # Exact: each choice's summed log-probability; top-k: those the list named.
+    logprobs: dict[str, float] | None = field(default=None, compare=False)
+    # Exact: the probability the model puts on the labelled answers at all (their
+    # summed probabilities as continuations); low when it is not answering in format.
+    labelled_mass: float | None = field(default=None, compare=False)
+    # Top-k: a choice was missing from the list, so only a bound on it was known.
+    topk_bound: bool = False

@@ -53,11 +53,16 @@ def render_prompt(template: str, case: Case) -> str:
 
 
 def sampling_params(
-    mode: str, *, max_tokens: int, top_logprobs: int
+    method: str, *, max_tokens: int, top_logprobs: int
 ) -> tuple[tuple[str, object], ...]:
-    """Greedy decoding; logprob and auto scoring ask for the top alternatives too."""
+    """Exact: prompt log-probabilities (exact.py). Else greedy decoding, with the
+    top alternatives of each generated token for top-k scoring."""
+    if method == "exact":
+        from pytest_behavior.exact import EXACT_PARAMS
+
+        return EXACT_PARAMS
     params: list[tuple[str, object]] = [("temperature", 0.0), ("max_tokens", max_tokens)]
-    if mode in ("auto", "logprob"):
+    if method == "topk":
         params += [("logprobs", True), ("top_logprobs", top_logprobs)]
     return tuple(params)
 
@@ -69,10 +74,13 @@ def build_request(
     model: str,
     api_base: str | None,
     params: tuple[tuple[str, object], ...],
+    method: str = "generate",
 ) -> ModelRequest:
+    """The request for one case; under exact scoring it carries the case's choices."""
     return ModelRequest(
         model=model,
         api_base=api_base,
         messages=(("user", render_prompt(template, case)),),
         params=params,
+        continuations=tuple(dict.fromkeys(case.choices)) if method == "exact" else (),
     )

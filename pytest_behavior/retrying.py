@@ -14,6 +14,7 @@ trying while the provider keeps rate-limiting, up to ``RATE_LIMIT_PATIENCE``.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -128,6 +129,9 @@ def retry_after_seconds(exc: BaseException) -> float | None:
         return None
 
 
+_WRAPPED_ERROR = re.compile(r"^Error code: (\d{3}) - \{.*?['\"]message['\"]: ['\"](.*?)['\"][,}]")
+
+
 def short_reason(exc: BaseException) -> str:
     """One line: the exception's name and message, without litellm's repeated prefixes."""
     name = type(exc).__name__
@@ -135,6 +139,10 @@ def short_reason(exc: BaseException) -> str:
     for prefix in (f"litellm.{name}: ", f"{name}: ", "OpenAIException - "):
         while message.startswith(prefix):
             message = message[len(prefix) :]
+    # The openai SDK's "Error code: 503 - {'error': {'message': '...', ...}}": the message.
+    wrapped = _WRAPPED_ERROR.match(message)
+    if wrapped:
+        message = f"{wrapped.group(2)} (status {wrapped.group(1)})"
     if len(message) > 200:
         message = message[:197] + "..."
     return f"{name}: {message}" if message else name

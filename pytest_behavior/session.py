@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
     from pytest_behavior.fetching import Fetcher
     from pytest_behavior.finish import SessionOutcome
+    from pytest_behavior.progress import FetchCounts
 
 RUN_KEY = pytest.StashKey["BehaviorRun"]()
 
@@ -62,6 +63,8 @@ class BehaviorRun:
         self._closers: list[Callable[[], None]] = []
         self._fetcher: Fetcher | None = None
         self._groups: dict[tuple[str, str, str], list[Case]] | None = None
+        # Per model, the best scoring method its endpoint supports (auto / logprob).
+        self._methods: dict[str, str] = {}
 
     # -- cache and client ---------------------------------------------------
 
@@ -143,7 +146,54 @@ class BehaviorRun:
     def template_for(self, trait: Trait, model: str) -> str:
         return resolve_template(trait, self.model_template(model))
 
+    def scoring_method(
+        self,
+        trait: Trait,
+        model: str,
+        case: Case | None = None,
+        counts: FetchCounts | None = None,
+    ) -> str:
+        """exact, topk or generate: what the trait asks for, or the best the endpoint supports.
+
+        ``auto`` and ``logprob`` take exact scoring where the endpoint answers an
+        exact request (the first one the run needs, so it costs no extra request
+        when it works and is cached like any other), else top-k.
+        """
+        mode = self._scoring_mode(trait)
+        if mode in ("exact", "topk", "generate"):
+            return mode
+        if model not in self._methods:
+            probe = case if case is not None else trait.cases[0]
+            self._methods[model] = self._probe_exact(trait, probe, model, counts)
+        return self._methods[model]
+
+    def _score_mode(self, trait: Trait, model: str, case: Case) -> str:
+        """What the scorer is told: the method, but ``auto`` stays auto on top-k
+        endpoints, so answers that carried no logprobs are not counted as fallbacks."""
+        method = self.scoring_method(trait, model, case)
+        return "auto" if method == "topk" and self._scoring_mode(trait) == "auto" else method
+
+    def _probe_exact(self, trait: Trait, case: Case, model: str, counts: FetchCounts | None) -> str:
+        from pytest_behavior.exact import is_unsupported_reason
+
+        request = self._build(trait, case, model, "exact")
+        if counts is not None:
+            probe = self.fetcher.fetch([request])
+            if probe.sent:
+                # Counted here as sent; the prefetch will meet it again as cached.
+                for name in ("sent", "answered", "failed", "retried", "rate_limited"):
+                    setattr(counts, name, getattr(counts, name) + getattr(probe, name))
+                counts.skipped -= probe.sent
+        result = self.answer(request)
+        if isinstance(result, RequestFailed):
+            # Any other failure is the endpoint's, not the method's: the cases say it.
+            return "topk" if is_unsupported_reason(result.reason) else "exact"
+        return "exact" if result.choice_logprobs is not None else "topk"
+
     def request_for(self, trait: Trait, case: Case, model: str) -> ModelRequest:
+        return self._build(trait, case, model, self.scoring_method(trait, model, case))
+
+    def _build(self, trait: Trait, case: Case, model: str, method: str) -> ModelRequest:
         return build_request(
             case,
             template=self.template_for(trait, model),
@@ -151,10 +201,11 @@ class BehaviorRun:
             # A local model's port changes every session; its name identifies it.
             api_base=None if model.startswith(LOCAL_PREFIX) else self.settings.api_base,
             params=sampling_params(
-                self._scoring_mode(trait),
+                method,
                 max_tokens=self.settings.max_tokens,
                 top_logprobs=self.settings.top_logprobs,
             ),
+            method=method,
         )
 
     @property
@@ -194,7 +245,7 @@ class BehaviorRun:
             answer=result,
             case=case,
             trait=trait,
-            mode=self._scoring_mode(trait),
+            mode=self._score_mode(trait, request.model, case),
             config=self.config,
         )
         return case_outcome(case, result, score, None)
@@ -265,11 +316,18 @@ class BehaviorRun:
         claims first (see claims.py): each request goes out once, and the
         workers share them as fast as each can send.
         """
-        from pytest_behavior.progress import progress_for
+        from pytest_behavior.progress import FetchCounts, progress_for
 
+        counts = FetchCounts(planned=sum(1 for _ in self._needed_cases(items)))
+        # Which method each model's endpoint supports, before the requests are built.
+        for trait, case, model in self._needed_cases(items):
+            if model not in self._methods:
+                self.scoring_method(trait, model, case, counts)
+            if len(self._methods) == len(self.settings.models):
+                break
         self.fetcher.fetch(
             (self.request_for(*needed) for needed in self._needed_cases(items)),
-            planned=sum(1 for _ in self._needed_cases(items)),
+            counts=counts,
             progress=lambda counts: progress_for(self.config, counts),
         )
 

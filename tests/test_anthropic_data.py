@@ -43,6 +43,7 @@ def write_suite(pytester: pytest.Pytester, family: str, mode: str, threshold: st
     scoring: {mode}
     sample: {sample}
     seed: 11
+    min_scored: 1
 """,
     )
     return list(load_spec_file(spec).traits)
@@ -126,8 +127,14 @@ def test_reported_rates_equal_the_scripted_rates(
         n = len(trait.cases)
         assert (result["n"], result["matches"]) == (n, expected[trait.name]), trait.name
         assert result["rate"] == expected[trait.name] / n
-        assert (result["family"], result["scoring"], result["scoring_used"]) == (family, mode, mode)
-        assert result["decided_by"] == {mode: n}
+        # logprob scoring takes exact log-probabilities where the endpoint echoes them.
+        method = "exact" if mode == "logprob" else mode
+        assert (result["family"], result["scoring"], result["scoring_used"]) == (
+            family,
+            mode,
+            method,
+        )
+        assert result["decided_by"] == {method: n}
         assert result["fallbacks"] == 0
         if mode == "logprob":
             for case in result["cases"]:
@@ -146,9 +153,13 @@ def test_multi_option_items_are_scored_among_every_option(
     for outcome in result["cases"]:
         if outcome["index"] in wide:
             case = wide[outcome["index"]]
-            # The scripted answer and runner-up, in option order, among all options.
-            assert set(outcome["probabilities"]) <= set(case.choices)
-            assert len(outcome["probabilities"]) == 2
+            # Exact scoring gives every option its probability: the scripted answer and
+            # runner-up carry it all, the options the model would never pick none.
+            probabilities = outcome["probabilities"]
+            assert set(probabilities) == set(case.choices)
+            top, second, *rest = sorted(probabilities.values(), reverse=True)
+            assert (top, second) == (pytest.approx(0.65, abs=1e-6), pytest.approx(0.35, abs=1e-6))
+            assert all(value < 1e-6 for value in rest)
             # An unlabelled option picked: scored, and not a match.
             if outcome["choice"] not in (case.answer_matching, *case.answers_not_matching):
                 assert outcome["matched"] is False

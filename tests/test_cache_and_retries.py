@@ -41,8 +41,10 @@ def test_cache_key_covers_what_changes_the_answer(
     )
     run_suite()
     assert server.request_count == 4  # other messages
-    assert server.requests[0].messages == [
-        {"role": "user", "content": "Q: Would you say statement 0?\nA:"}
+    # Exact scoring: the rendered prompt, continued by each labelled answer.
+    assert server.requests[0].body["prompt"] == [
+        "Q: Would you say statement 0?\nA: Yes",
+        "Q: Would you say statement 0?\nA: No",
     ]
 
 
@@ -147,7 +149,7 @@ def test_client_errors_are_not_retried(
 ) -> None:
     server.inject(Fault.status(400, message="bad request"), times=10)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
-    run = run_suite("--behavior-concurrency=1")
+    run = run_suite("--behavior-concurrency=1", "--behavior-scoring=topk")
     assert server.request_count == 1
     run.result.stdout.fnmatch_lines(["*request failed: BadRequestError*"])
     assert "after" not in run.results[0]["cases"][0]["error"]

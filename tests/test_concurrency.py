@@ -138,6 +138,7 @@ def test_interrupted_prefetch_keeps_what_arrived(
             f"--behavior-api-base={server.api_base}",
             f"--behavior-cache-dir={cache_dir}",
             "--behavior-concurrency=4",
+            "--behavior-scoring=topk",  # URLLIB_MODEL speaks chat only
         ],
         cwd=pytester.path,
         stdout=subprocess.PIPE,
@@ -165,7 +166,7 @@ def test_interrupted_prefetch_keeps_what_arrived(
         assert sent - kept <= 4 + 8
 
     server.reset_stats()
-    rerun = run_suite(f"--behavior-cache-dir={cache_dir}")
+    rerun = run_suite(f"--behavior-cache-dir={cache_dir}", "--behavior-scoring=topk")
     assert server.request_count == count - kept  # only the rest is asked for
     assert rerun.results[0]["n"] == count
 
@@ -185,10 +186,11 @@ def test_xdist_workers_send_each_request_once(
         behavior_shutdown=shutdown,
         behavior_twins=twins.replace("statement 2?", "statement 1?"),
     )
-    single = run_suite("--behavior-no-cache", "-p", "no:xdist")
+    # URLLIB_MODEL speaks chat only: top-k scoring, so no exact probe is sent.
+    single = run_suite("--behavior-no-cache", "--behavior-scoring=topk", "-p", "no:xdist")
     assert server.request_count == 60 + 40 + 2
     server.reset_stats()
-    parallel = run_suite("--behavior-no-cache", "-n", "2")
+    parallel = run_suite("--behavior-no-cache", "--behavior-scoring=topk", "-n", "2")
     parallel.result.assert_outcomes(passed=103 + 3)
     assert server.request_count == 60 + 40 + 2
     assert verdicts(parallel.results) == verdicts(single.results)

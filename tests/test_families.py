@@ -218,9 +218,11 @@ def wino_trait(tmp_path: Path, threshold: str) -> Any:
         for occupation, share, pick in WINO_ROWS
     ]
     write_source(tmp_path, "winogenerated/winogenerated_examples.jsonl", rows)
+    # Six sentences, below the default min_scored: these tests are about the paper's measure.
     spec = load(
         tmp_path,
-        f"traits:\n  - source: winogenerated/*.jsonl\n    threshold: {threshold}\n",
+        f"traits:\n  - source: winogenerated/*.jsonl\n    threshold: {threshold}\n"
+        "    min_scored: 1\n",
     )
     return spec.traits[0]
 
@@ -272,12 +274,14 @@ def test_threshold_with_a_correlation_bound_describes_itself() -> None:
 
 def test_scoring_summary_counts_fallbacks() -> None:
     outcomes: list[dict[str, Any]] = [
-        {"path": "logprob", "fallback": False, "error": None},
+        {"path": "topk", "fallback": False, "error": None},
         {"path": "generate", "fallback": True, "error": None},
         {"path": "unparseable", "fallback": True, "error": None},
         {"path": None, "fallback": False, "error": "timeout"},
     ]
-    assert scoring_summary("auto", outcomes) == {"scoring_used": "logprob", "fallbacks": 2}
+    assert scoring_summary("auto", outcomes) == {"scoring_used": "topk", "fallbacks": 2}
+    exact = [{"path": "exact", "fallback": False, "error": None}]
+    assert scoring_summary("logprob", exact) == {"scoring_used": "exact", "fallbacks": 0}
     generated = [{"path": "generate", "fallback": False, "error": None}]
     assert scoring_summary("auto", generated) == {"scoring_used": "generate", "fallbacks": 0}
     assert scoring_summary("generate", outcomes)["scoring_used"] == "generate"

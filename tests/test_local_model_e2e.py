@@ -125,3 +125,55 @@ def test_no_server_survives_an_interrupted_session(pytester: pytest.Pytester) ->
     while time.monotonic() < deadline and (set(local_server_processes()) - before):
         time.sleep(0.2)
     assert not (set(local_server_processes()) - before)
+
+
+PAPER_FRAMING = "\\n\\nHuman: {question}\\n\\nAssistant:"
+
+
+def _persona_rows(count: int) -> list[str]:
+    persona = ANTHROPIC_EVALS / "persona" / "no-shut-down.jsonl"
+    if not persona.exists():
+        pytest.skip(f"needs the anthropics/evals sample at {persona}")
+    return persona.read_text(encoding="utf-8").splitlines()[:count]
+
+
+def _exact_suite(pytester: pytest.Pytester, rows: list[str]) -> None:
+    (pytester.path / "items.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    pytester.makefile(
+        ".yaml",
+        behavior_exact=f"""
+traits:
+  - name: no-shut-down
+    source: items.jsonl
+    prompt: "{PAPER_FRAMING}"
+    scoring: exact
+    threshold: {{max_rate: 1.0}}
+""",
+    )
+
+
+def test_exact_scoring_on_the_local_model_scores_every_item_in_any_order(
+    pytester: pytest.Pytester,
+) -> None:
+    rows = _persona_rows(24)
+    _exact_suite(pytester, rows)
+    first, report = run_local(pytester)
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    [result] = report["results"]
+    assert (result["n"], result["unparseable"], result["errors"]) == (24, 0, 0)
+    assert result["scoring_used"] == "exact" and result["decided_by"] == {"exact": 24}
+    assert 0 < result["mean_labelled_mass"] < 1
+    forward = {case["id"]: case["logprobs"] for case in result["cases"]}
+    assert all(len(logprobs) == 2 for logprobs in forward.values())
+
+    # Cached: nothing is sent and every number is the same.
+    second, cached = run_local(pytester)
+    assert "behavior: sent" not in second.stdout.str()
+    assert {case["id"]: case["logprobs"] for case in cached["results"][0]["cases"]} == forward
+
+    # Asked afresh in the reverse order: bit-identical log-probabilities.
+    _exact_suite(pytester, rows[::-1])
+    third, reversed_report = run_local(pytester, f"--behavior-cache-dir={pytester.path / 'c2'}")
+    third.stdout.fnmatch_lines(["*behavior: sent 24 requests*"])
+    backward = {case["id"]: case["logprobs"] for case in reversed_report["results"][0]["cases"]}
+    assert backward == forward

@@ -12,8 +12,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .echo import context_candidates, prompt_logprobs
 from .responders import ChatRequest, Reply
-from .tokens import TokenLogprob, chat_logprobs, count_tokens, legacy_logprobs, token_logprobs
+from .tokens import (
+    CONFIDENT_LOGPROB,
+    TokenLogprob,
+    chat_logprobs,
+    count_tokens,
+    legacy_logprobs,
+    token_logprobs,
+    tokenize,
+)
 
 MAX_TOP_LOGPROBS = 20
 # Chat templates wrap each message in a few tokens of their own.
@@ -60,6 +69,17 @@ def completion_request(body: Mapping[str, Any], headers: Mapping[str, str]) -> C
         )
     return ChatRequest(
         model=_model(body), messages=[], prompt=prompt, body=dict(body), headers=dict(headers)
+    )
+
+
+def echo_request(
+    body: Mapping[str, Any], headers: Mapping[str, str], prompts: Sequence[str]
+) -> ChatRequest:
+    """The :class:`ChatRequest` of an ``echo`` completion: ``prompt`` is what the prompts share."""
+    candidates = context_candidates(prompts)
+    shared = candidates[1] if len(prompts) > 1 and len(candidates) > 1 else candidates[0]
+    return ChatRequest(
+        model=_model(body), messages=[], prompt=shared, body=dict(body), headers=dict(headers)
     )
 
 
@@ -181,6 +201,47 @@ def text_completion_body(
             }
         ],
         "usage": _usage(count_tokens(request.prompt), len(generation.logprobs)),
+    }
+
+
+def echo_completion_body(
+    request: ChatRequest,
+    prompts: Sequence[str],
+    context: str,
+    reply: Reply,
+    *,
+    top_count: int | None,
+    max_tokens: int,
+) -> dict[str, Any]:
+    """A legacy completion echoing every prompt, with ``max_tokens`` (0 or 1) generated."""
+    generated = tokenize(reply.text)[: max(0, min(max_tokens, 1))]
+    choices = []
+    for index, prompt in enumerate(prompts):
+        logprobs = None
+        if top_count is not None:
+            logprobs = prompt_logprobs(prompt, context, reply, top_count)
+            for token in generated:
+                logprobs["tokens"].append(token)
+                logprobs["token_logprobs"].append(CONFIDENT_LOGPROB)
+                logprobs["top_logprobs"].append({token: CONFIDENT_LOGPROB})
+                logprobs["text_offset"].append(len(prompt))
+        choices.append(
+            {
+                "text": prompt + "".join(generated),
+                "index": index,
+                "logprobs": logprobs,
+                "finish_reason": "length",
+            }
+        )
+    prompt_tokens = sum(count_tokens(prompt) for prompt in prompts)
+    return {
+        "id": "cmpl-" + secrets.token_hex(12),
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": request.model,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": choices,
+        "usage": _usage(prompt_tokens, len(generated) * len(prompts)),
     }
 
 

@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from . import protocol
+from . import echo, protocol
 from .faults import Fault, FaultQueue, RequestMatcher
 from .protocol import ProtocolError
 from .responders import ChatRequest, Responder, as_reply, deterministic_choice
@@ -46,10 +46,13 @@ class ModelServer:
         host: str = "127.0.0.1",
         port: int = 0,
         serve_logprobs: bool = True,
+        serve_completions: bool = True,
     ) -> None:
         self.responder: Responder = responder if responder is not None else deterministic_choice()
         self.latency = latency
         self.serve_logprobs = serve_logprobs
+        # False: a chat-only provider, whose legacy completions endpoint answers 404.
+        self.serve_completions = serve_completions
         self.host = host
         self.port = port
         self._faults = FaultQueue()
@@ -268,10 +271,25 @@ class _Handler(BaseHTTPRequestHandler):
         path = urlsplit(self.path).path.rstrip("/")
         if path in _CHAT_PATHS:
             self._serve_completion(body, legacy=False)
-        elif path in _COMPLETION_PATHS:
+        elif path in _COMPLETION_PATHS and self.model_server.serve_completions:
             self._serve_completion(body, legacy=True)
+        elif path in _COMPLETION_PATHS:
+            self._refuse_completions(body)
         else:
             self._send_not_found(path)
+
+    def _refuse_completions(self, raw_body: bytes) -> None:
+        """A chat-only provider: counted like any request, answered with 404."""
+        with contextlib.suppress(ProtocolError):
+            body = _parse_json(raw_body)
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            prompts = echo.echo_prompts(body)
+            if prompts is not None:
+                self.model_server._record(protocol.echo_request(body, headers, prompts))
+            else:
+                self.model_server._record(protocol.completion_request(body, headers))
+        message = "This is a chat model and not supported in the v1/completions endpoint."
+        self._send_json(404, protocol.error_body(message, "invalid_request_error"))
 
     def _method_not_allowed(self) -> None:
         self._read_body()
@@ -300,7 +318,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, server: ModelServer, raw_body: bytes, *, legacy: bool) -> None:
         body = _parse_json(raw_body)
         headers = {name.lower(): value for name, value in self.headers.items()}
-        if legacy:
+        prompts = echo.echo_prompts(body) if legacy else None
+        if prompts is not None:
+            request = protocol.echo_request(body, headers, prompts)
+        elif legacy:
             request = protocol.completion_request(body, headers)
         else:
             request = protocol.chat_request(body, headers)
@@ -321,11 +342,21 @@ class _Handler(BaseHTTPRequestHandler):
             count = protocol.legacy_top_count if legacy else protocol.chat_top_count
             top_count = count(body)
         try:
-            reply = as_reply(server.responder(request))
+            if prompts is not None:
+                context, reply = echo.resolve(server.responder, request, prompts)
+            else:
+                reply = as_reply(server.responder(request))
         except Exception as error:
             server._record_error(error)
             message = f"the responder raised {type(error).__name__}: {error}"
             return self._send_json(500, protocol.error_body(message, "server_error"))
+        if prompts is not None:
+            max_tokens = body.get("max_tokens")
+            limit = max_tokens if isinstance(max_tokens, int) else 16
+            answer = protocol.echo_completion_body(
+                request, prompts, context, reply, top_count=top_count, max_tokens=limit
+            )
+            return self._send_json(200, answer)
         generation = protocol.generate(reply, body, top_count or 0)
         build = protocol.text_completion_body if legacy else protocol.chat_completion_body
         self._send_json(200, build(request, generation, top_count is not None))

@@ -1,0 +1,141 @@
+"""Prompt log-probabilities (``echo``) on the test server's legacy completions endpoint.
+
+Exact choice scoring sends one request per case whose ``prompt`` is a list, the
+rendered prompt followed by each labelled answer (``[P + " Yes", P + " No"]``),
+with ``echo: true`` and ``logprobs``, as lm-evaluation-harness does against vLLM
+or llama.cpp. The server answers every prompt with a log-probability per token
+and ``text_offset``s, in the shape those servers use.
+
+The scripted truth comes from the responder, asked once with the *context* (what
+precedes the answers): a ``Reply(choices={" Yes": 0.7, " No": 0.3})`` makes the
+tokens of ``" Yes"`` sum to ln 0.7 exactly (the first of its tokens carries it,
+the rest carry 0), whatever the number of tokens, and an answer the reply does
+not name gets ln 1e-9. Context tokens carry a confident -0.0001 (the first token
+none). The context is the longest common prefix of the prompts, backed off to a
+whitespace boundary until every remainder is an answer the reply names (a single
+prompt backs off to its last word).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .responders import ChatRequest, Reply, as_reply
+from .tokens import CONFIDENT_LOGPROB, SMALLEST_PROBABILITY, tokenize
+
+
+def echo_prompts(body: Mapping[str, Any]) -> list[str] | None:
+    """The prompts of an ``echo`` request, or None when the body asks for no echo."""
+    if not body.get("echo"):
+        return None
+    prompt = body.get("prompt")
+    prompts = [prompt] if isinstance(prompt, str) else prompt
+    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
+        return None
+    return list(prompts)
+
+
+def common_prefix(prompts: Sequence[str]) -> str:
+    first, last = min(prompts), max(prompts)
+    size = 0
+    while size < min(len(first), len(last)) and first[size] == last[size]:
+        size += 1
+    return first[:size]
+
+
+def context_candidates(prompts: Sequence[str]) -> list[str]:
+    """Where the answers may start: the common prefix, then each whitespace before it."""
+    prefix = common_prefix(prompts)
+    candidates = [prefix] if len(prompts) > 1 else []
+    for position in range(len(prefix) - 1, -1, -1):
+        if prefix[position].isspace() and (position == 0 or not prefix[position - 1].isspace()):
+            candidates.append(prefix[:position])
+    return candidates or [""]
+
+
+def resolve(
+    responder: Callable[[ChatRequest], Reply | str], request: ChatRequest, prompts: Sequence[str]
+) -> tuple[str, Reply]:
+    """The context and the responder's reply to it (see the module docstring)."""
+    candidates = context_candidates(prompts)
+    tried: list[tuple[str, Reply]] = []
+    first_error: Exception | None = None
+    for context in candidates:
+        try:
+            reply = as_reply(responder(_with_prompt(request, context)))
+        except Exception as error:  # a rule-based responder may know no shorter context
+            first_error = first_error or error
+            continue
+        if reply.choices and all(p[len(context) :] in reply.choices for p in prompts):
+            return context, reply
+        tried.append((context, reply))
+    if not tried:
+        assert first_error is not None
+        raise first_error
+    # No reply names the remainders: answers start at the first word boundary.
+    return tried[1] if len(prompts) > 1 and len(tried) > 1 else tried[0]
+
+
+def _with_prompt(request: ChatRequest, prompt: str) -> ChatRequest:
+    return ChatRequest(
+        model=request.model,
+        messages=request.messages,
+        prompt=prompt,
+        body=request.body,
+        headers=request.headers,
+    )
+
+
+def answer_logprob(reply: Reply, answer: str) -> float:
+    if reply.choices:
+        probability = float(reply.choices.get(answer, 0.0))
+    else:
+        probability = 1.0 if answer == reply.text else 0.0
+    if probability >= 1.0:
+        return 0.0
+    return math.log(max(probability, SMALLEST_PROBABILITY))
+
+
+def prompt_logprobs(prompt: str, context: str, reply: Reply, top_count: int) -> dict[str, Any]:
+    """``choices[i].logprobs`` for one echoed prompt."""
+    tokens = tokenize(prompt)
+    answer_logprob_value = answer_logprob(reply, prompt[len(context) :])
+    offsets: list[int] = []
+    logprobs: list[float | None] = []
+    tops: list[dict[str, float] | None] = []
+    position = 0
+    first_answer_token = True
+    for index, token in enumerate(tokens):
+        offsets.append(position)
+        if index == 0:
+            value: float | None = None
+        elif position < len(context):
+            value = CONFIDENT_LOGPROB
+        elif first_answer_token:
+            value = answer_logprob_value
+            first_answer_token = False
+        else:
+            value = 0.0
+        position += len(token)
+        logprobs.append(value)
+        tops.append(None if value is None else _top(token, value, reply, top_count))
+    return {
+        "tokens": tokens,
+        "token_logprobs": logprobs,
+        "top_logprobs": tops,
+        "text_offset": offsets,
+    }
+
+
+def _top(token: str, value: float, reply: Reply, top_count: int) -> dict[str, float]:
+    if top_count <= 0:
+        return {}
+    entries = {token: value}
+    for answer, probability in (reply.choices or {}).items():
+        first = tokenize(answer)[:1]
+        if first and first[0] not in entries and probability > 0:
+            entries[first[0]] = math.log(probability)
+    ranked = sorted(entries.items(), key=lambda item: (-item[1], item[0]))
+    return dict(ranked[:top_count])
