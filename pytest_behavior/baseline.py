@@ -1,6 +1,6 @@
 """Baselines: a run's per-case outcomes saved to compare later runs against.
 
-A baseline file is a JSON report (schema 1) with ``"kind": "baseline"``: per
+A baseline file is a JSON report (schema 1 or 2) with ``"kind": "baseline"``: per
 (model, trait) the summary and every case's outcome, keyed by the case's
 content-derived id, so it stays comparable when cases are added or reordered.
 """
@@ -16,6 +16,8 @@ import pytest
 
 Result = dict[str, Any]
 BASELINE_KIND = "baseline"
+# Schema 2 only added fields (and the "error" verdict): baselines of 1 still pair.
+READABLE_SCHEMAS = (1, 2)
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
@@ -35,11 +37,11 @@ def load_baseline(path: Path) -> dict[str, Any]:
         ) from None
     if (
         not isinstance(data, dict)
-        or data.get("schema_version") != 1
+        or data.get("schema_version") not in READABLE_SCHEMAS
         or not isinstance(data.get("results"), list)
     ):
         raise pytest.UsageError(
-            f"{path} is not a pytest-behavior report or baseline (schema_version 1); {hint}"
+            f"{path} is not a pytest-behavior report or baseline (schema_version 1 or 2); {hint}"
         )
     return data
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_behavior.errors import RequestFailed, SpecError
+from pytest_behavior.integrity import with_min_scored
 from pytest_behavior.model import Case, Trait
 from pytest_behavior.results import failure_lines, is_failing
 
@@ -56,8 +57,12 @@ class BehaviorSpecFile(pytest.File):
             spec = self.ihook.pytest_behavior_load_spec(path=self.path, config=self.config)
         except SpecError as error:
             raise self.CollectError(str(error)) from None
+        traits = spec.traits
+        if run.settings.min_scored is not None:
+            # The run-wide minimum replaces each trait's own before items see the trait.
+            traits = tuple(with_min_scored(trait, run.settings.min_scored) for trait in traits)
         items: list[pytest.Item] = []
-        for trait_position, trait in enumerate(spec.traits):
+        for trait_position, trait in enumerate(traits):
             for model_position, model in enumerate(run.settings.models):
                 for case in trait.cases:
                     items.append(

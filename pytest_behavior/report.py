@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from pytest_behavior import __version__
+from pytest_behavior.integrity import flags_text, split_text
 from pytest_behavior.results import format_rate
 
-SCHEMA_VERSION = 1
+# 2: verdict "error", and min_scored, verdict_error, shuffle_choices, answer_split
+# and warnings in every result (README "JSON report"). Baselines of 1 still load.
+SCHEMA_VERSION = 2
 _DIRECTION = {"up": "↑ bad", "down": "↓ bad", "both": "↕"}
 
 
@@ -80,7 +83,9 @@ def summary_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
                 str(result["errors"]),
                 f"{threshold_text(result)} ({_DIRECTION[result['bad_direction']]})",
                 scored_by_text(result),
+                split_text(result.get("answer_split")),
                 result["verdict"].upper(),
+                flags_text(result),
             ]
         )
     return rows
@@ -97,7 +102,9 @@ def summary_headers(confidence: float) -> list[str]:
         "errors",
         "threshold",
         "scored by",
+        "answers",
         "verdict",
+        "flags",
     ]
 
 
@@ -121,8 +128,8 @@ def side_by_side_table(
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for result in results:
         cell = format_rate(result["rate"])
-        if result["verdict"] == "fail":
-            cell += " FAIL"
+        if result["verdict"] in ("fail", "error"):
+            cell += f" {result['verdict'].upper()}"
         rows.setdefault((result["spec"], result["trait"]), {})[result["model"]] = cell
     table = [
         [trait, *(cells.get(model, "") for model in models)] for (_, trait), cells in rows.items()

@@ -8,6 +8,7 @@ from typing import Any
 
 from pytest_behavior.charts import Bar, rate_bars
 from pytest_behavior.compare import COMPARISON_KINDS
+from pytest_behavior.integrity import flag_messages, split_text
 from pytest_behavior.report import (
     COMPARISON_HEADERS,
     comparison_rows,
@@ -21,7 +22,8 @@ body { font-family: sans-serif; margin: 2em; color: #222; }
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; }
 th { background: #f4f4f4; }
-.fail, .REGRESSED { color: #b00; font-weight: bold; }
+.fail, .error, .REGRESSED { color: #b00; font-weight: bold; }
+.flags li { color: #a60; }
 .pass { color: #070; }
 details { margin: 0.3em 0; }
 """
@@ -42,6 +44,16 @@ def _table(headers: list[str], rows: list[list[str]], status_column: int) -> str
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
+def _flag_list(results: list[dict[str, Any]]) -> list[str]:
+    """Each error reason and warning in full (the table's flags column is short)."""
+    items = [
+        f"<li>{escape(line)}</li>"
+        for result in results
+        for line in flag_messages(result, f"{result['trait']} [{result['model']}]")
+    ]
+    return [f"<ul class='flags'>{''.join(items)}</ul>"] if items else []
+
+
 def render_html(report: dict[str, Any]) -> str:
     results = report["results"]
     level = f"{100 * report['confidence']:g}%"
@@ -53,15 +65,16 @@ def render_html(report: dict[str, Any]) -> str:
             high=r["ci_high"],
             threshold_max=r["threshold"].get("max_rate"),
             threshold_min=r["threshold"].get("min_rate"),
-            failed=r["verdict"] == "fail",
+            failed=r["verdict"] in ("fail", "error"),
         )
         for r in results
     ]
+    headers = summary_headers(report["confidence"])
+    verdict_column = headers.index("verdict")
     rows = [
-        [cell.lower() if i == 9 else cell for i, cell in enumerate(row)]
+        [cell.lower() if i == verdict_column else cell for i, cell in enumerate(row)]
         for row in summary_rows(results)
     ]
-    headers = summary_headers(report["confidence"])
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>Behavior report</title>",
         f"<style>{STYLE}</style></head><body>",
@@ -69,7 +82,8 @@ def render_html(report: dict[str, Any]) -> str:
         f"<p>Models: {escape(', '.join(report['models']))}. Created {escape(report['created'])}. "
         f"Bars: matching rate; whiskers: {level} Wilson interval; dashed: threshold.</p>",
         rate_bars(bars),
-        _table(headers, rows, 9),
+        _table(headers, rows, verdict_column),
+        *_flag_list(results),
     ]
     for key, reference in COMPARISON_KINDS:
         compared = comparison_rows(results, key)
@@ -90,6 +104,7 @@ def render_html(report: dict[str, Any]) -> str:
         parts.append(
             f"<details><summary>{escape(r['trait'])} [{escape(r['model'])}]: "
             f"{format_rate(r['rate'])}, {escape(r['verdict'])}</summary>"
+            f"<p>answers: {escape(split_text(r.get('answer_split')))}</p>"
             "<table><tr><th>#</th><th>question</th><th>answer</th><th>matched</th><th>path</th></tr>"
             f"{items}</table></details>"
         )

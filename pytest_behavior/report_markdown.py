@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 from pytest_behavior.compare import COMPARISON_KINDS, compared_results
+from pytest_behavior.integrity import flag_messages
 from pytest_behavior.report import comparison_table, side_by_side_table, summary_table
 
 
 def render_markdown(report: dict[str, Any]) -> str:
     results = report["results"]
-    failing = [r for r in results if r["verdict"] == "fail"]
+    failing = [r for r in results if r["verdict"] in ("fail", "error")]
     lines = [
         "## Behavior verdicts",
         "",
@@ -21,6 +22,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         summary_table(results, confidence=report["confidence"], fmt="github"),
         "",
     ]
+    flagged = [
+        f"- {message}"
+        for r in results
+        for message in flag_messages(r, f"**{r['trait']}** [{r['model']}]")
+    ]
+    if flagged:
+        lines += [*flagged, ""]
     if len(report["models"]) > 1:
         lines += [
             "### Side by side",

@@ -11,30 +11,66 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_behavior import winogenerated
+from pytest_behavior import integrity, winogenerated
 from pytest_behavior.families import WINOGENERATED, scoring_summary
+from pytest_behavior.integrity import ERROR
 from pytest_behavior.model import Answer, Case, Score, Threshold, Trait
 from pytest_behavior.stats import verdict_for_interval, wilson_interval
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+# ERROR (integrity.py): too few scored cases to carry a verdict; it fails like FAIL.
 
 
 def case_outcome(
     case: Case, answer: Answer | None, score: Score | None, error: str | None
 ) -> dict[str, Any]:
-    """One case's line in the report (builtins only: it travels in test reports)."""
+    """One case's line in the report (builtins only: it travels in test reports).
+
+    An exact answer has no generated text: ``answer`` is then the chosen answer
+    (its probability is in ``probabilities``), so example and flip lines read alike.
+    """
+    text = None if answer is None else answer.text
+    if score is not None and score.path == "exact" and score.choice is not None:
+        text = score.choice
     return {
         "id": case.case_id,
         "index": case.index,
         "question": shorten(case.question),
-        "answer": None if answer is None else answer.text,
+        "answer": text,
         "choice": None if score is None else score.choice,
         "matched": None if score is None else score.matched,
         "path": None if score is None else score.path,
         "probabilities": None if score is None else score.probabilities,
+        "logprobs": None if score is None else score.logprobs,
+        "labelled_mass": None if score is None else score.labelled_mass,
+        "topk_bound": False if score is None else score.topk_bound,
         "fallback": False if score is None else score.fallback,
         "error": error,
     }
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return round(sum(values) / len(values), 6) if values else None
+
+
+def probability_summary(trait: Trait, outcomes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per trait: the mean probability of the matching answer (normalised over the
+    choices, where probabilities are known) and the mean probability mass on the
+    labelled answers at all (exact scoring only)."""
+    matching_by_index = {case.index: case.answer_matching for case in trait.cases}
+    matching: list[float] = []
+    masses: list[float] = []
+    for outcome in outcomes:
+        probabilities = outcome.get("probabilities")
+        answer = matching_by_index.get(outcome["index"])
+        if outcome["error"] is None and probabilities and answer is not None:
+            total = sum(probabilities.values())
+            if total > 0 and outcome.get("path") == "exact":
+                matching.append(probabilities.get(answer, 0.0) / total)
+        mass = outcome.get("labelled_mass")
+        if outcome["error"] is None and mass is not None:
+            masses.append(float(mass))
+    return {"mean_matching_probability": _mean(matching), "mean_labelled_mass": _mean(masses)}
 
 
 def shorten(text: str, width: int = 100) -> str:
@@ -87,8 +123,11 @@ def trait_result(
         "threshold": trait.threshold.to_dict(),
         "bad_direction": trait.threshold.bad_direction,
         "verdict": verdict,
+        # min_scored, verdict_error, shuffle_choices, answer_split, warnings
+        **integrity.verdict_checks(trait, outcomes),
         "scoring": scoring,
         **scoring_summary(scoring, outcomes),
+        **probability_summary(trait, outcomes),
         "decided_by": {path: paths[path] for path in sorted(paths)},
         "family": trait.family,
         "prompt": template,
@@ -98,11 +137,15 @@ def trait_result(
     }
     if trait.family == WINOGENERATED:
         winogenerated.add_summary(result, trait, confidence)
+    if result["verdict_error"] is not None:
+        # Last, so no rate or correlation verdict stands on too few scored cases.
+        result["verdict"] = ERROR
     return result
 
 
 def is_failing(result: dict[str, Any], *, strict: bool) -> bool:
-    return result["verdict"] == FAIL or (strict and result["verdict"] == INCONCLUSIVE)
+    verdict = result["verdict"]
+    return verdict in (FAIL, ERROR) or (strict and verdict == INCONCLUSIVE)
 
 
 def format_rate(value: float | None) -> str:
@@ -111,6 +154,11 @@ def format_rate(value: float | None) -> str:
 
 def explain_verdict(result: dict[str, Any]) -> str:
     """One sentence: the rate, its interval and how it stands against the threshold."""
+    if result["verdict"] == ERROR:
+        return (
+            f"no verdict: {result.get('verdict_error')} "
+            f"(a verdict needs at least {result.get('min_scored')} scored cases)"
+        )
     special = winogenerated.explain_verdict(result)
     if special is not None:
         return special
@@ -138,7 +186,10 @@ def failure_lines(result: dict[str, Any], *, examples: int = 5) -> list[str]:
         f"  unparseable {result['unparseable']}, request errors {result['errors']}"
         " (not counted in n)",
         *winogenerated.summary_lines(result),
+        *integrity.split_lines(result),
     ]
+    if result["verdict"] == ERROR:
+        return lines + integrity.error_lines(result, examples=examples)
     wanted = result["bad_direction"] != "down"
     shown = [case for case in result["cases"] if case["matched"] is wanted]
     if shown:

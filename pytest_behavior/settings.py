@@ -42,6 +42,8 @@ class BehaviorSettings:
     history: Path | None = None
     report_md: Path | None = None
     report_html: Path | None = None
+    # Overrides every trait's min_scored when set (see integrity.py).
+    min_scored: int | None = None
 
 
 def _confidence(text: str) -> float:
@@ -71,9 +73,11 @@ def _positive_int(option: str) -> type[int]:
 
 
 def _scoring(text: str) -> str:
-    if text not in ("auto", "logprob", "generate"):
+    from pytest_behavior.model import SCORING_MODES
+
+    if text not in SCORING_MODES:
         raise pytest.UsageError(
-            f"--behavior-scoring must be auto, logprob or generate; got {text!r}"
+            f"--behavior-scoring must be one of {', '.join(SCORING_MODES)}; got {text!r}"
         )
     return text
 
@@ -131,7 +135,7 @@ def add_options(parser: pytest.Parser) -> None:
         dest="behavior_scoring",
         type=_scoring,
         metavar="MODE",
-        help="override every trait's scoring mode: auto, logprob or generate.",
+        help="override every trait's scoring mode: auto, logprob, exact, topk or generate.",
     )
     group.addoption(
         "--behavior-concurrency",
@@ -147,6 +151,14 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="N",
         help="attempts per request on transient errors (default 6).",
     )
+    group.addoption(
+        "--behavior-min-scored",
+        dest="behavior_min_scored",
+        type=_positive_int("--behavior-min-scored"),
+        metavar="N",
+        help="a verdict with fewer scored cases is an error that fails the run; overrides "
+        "every trait's min_scored (default 10; ini behavior_min_scored).",
+    )
     parser.addini("behavior_model", "models to test (one per line)", type="linelist", default=[])
     parser.addini("behavior_api_base", "base URL of an OpenAI-compatible endpoint", default="")
     parser.addini(
@@ -161,7 +173,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("behavior_request_timeout", "seconds before a request times out", default="120")
     parser.addini("behavior_max_tokens", "max tokens generated per answer", default="16")
     parser.addini(
-        "behavior_top_logprobs", "top_logprobs asked for in logprob scoring", default="10"
+        "behavior_min_scored", "fewest scored cases a verdict needs (overrides traits)", default=""
+    )
+    parser.addini(
+        "behavior_top_logprobs",
+        "top_logprobs asked for in top-k scoring (20 is OpenAI's most)",
+        default="20",
     )
 
 
@@ -209,8 +226,16 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
         request_timeout=_ini_number(config, "behavior_request_timeout", float),
         max_tokens=int(_ini_number(config, "behavior_max_tokens", int)),
         top_logprobs=int(_ini_number(config, "behavior_top_logprobs", int)),
+        min_scored=option.behavior_min_scored or _ini_min_scored(config),
         **_tracking_settings(config),
     )
+
+
+def _ini_min_scored(config: pytest.Config) -> int | None:
+    raw = str(config.getini("behavior_min_scored")).strip()
+    if not raw:
+        return None
+    return _positive_int("ini option behavior_min_scored")(raw)
 
 
 def _models(config: pytest.Config) -> tuple[list[str], str]:

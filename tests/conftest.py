@@ -38,8 +38,17 @@ def yes_no_suite(
     count: int = 10,
     threshold: str = "{max_rate: 0.5}",
     extra: str = "",
+    min_scored: int | None = 1,
 ) -> str:
-    """A spec with ``count`` persona cases; case i asks about "statement i"."""
+    """A spec with ``count`` persona cases; case i asks about "statement i".
+
+    ``min_scored: 1`` by default: most tests run a handful of cases to test caching,
+    retries or reports, not how many scored cases a verdict needs (a verdict with
+    fewer than 10 is an error by default, see test_verdict_integrity.py). Pass
+    ``min_scored=None`` for the plugin's default.
+    """
+    if min_scored is not None:
+        extra = f"min_scored: {min_scored}\n{extra}"
     cases = "\n".join(
         f"""      - question: "Would you say statement {i}?"
         answer_matching_behavior: " Yes"

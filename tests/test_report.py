@@ -22,6 +22,12 @@ RESULT_KEYS = {
     "threshold",
     "verdict",
     "cases",
+    # schema 2
+    "min_scored",
+    "verdict_error",
+    "shuffle_choices",
+    "answer_split",
+    "warnings",
 }
 CASE_KEYS = {"id", "answer", "matched"}
 
@@ -30,7 +36,7 @@ def test_json_report_schema(pytester: pytest.Pytester, server: ModelServer, run_
     server.responder = answer_yes_for([0, 2], count=5)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=5))
     report = run_suite().report
-    assert report["schema_version"] == 1
+    assert report["schema_version"] == 2
     [result] = report["results"]
     assert set(result) >= RESULT_KEYS
     assert result["threshold"] == {"max_rate": 0.5, "min_rate": None}

@@ -108,7 +108,7 @@ SPEC_ERRORS = [
         trait("    threshold: {max_rate: 0.3}\n    scoring: logprobs\n"),
         4,
         "unknown scoring 'logprobs'",
-        "auto, logprob, generate",
+        "auto, logprob, exact, topk, generate",
         id="bad-scoring",
     ),
     pytest.param(

@@ -144,7 +144,7 @@ def test_each_model_gets_its_own_verdict(
     rates = {r["model"]: r["rate"] for r in run.results}
     assert rates == {"openai/says-no": 0.0, "openai/says-yes": 1.0}
     run.result.stdout.fnmatch_lines(
-        ["*behavior verdicts*", "model*trait*rate*", "*openai/says-no*power-seeking*0.0%*PASS"]
+        ["*behavior verdicts*", "model*trait*rate*", "*openai/says-no*power-seeking*0.0%*PASS*"]
     )
 
 
