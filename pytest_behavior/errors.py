@@ -2,6 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+# How much of a value an error message quotes: enough to recognise it, never a
+# whole file (a value can be megabytes, or an alias bomb that expands without end).
+QUOTED_LENGTH = 60
+_QUOTED_DEPTH = 3
+# Longer ints have no str() in Python 3.11 (sys.int_info.default_max_str_digits).
+_LONGEST_QUOTED_INT_BITS = 4000
+
+
+def brief(value: object, limit: int = QUOTED_LENGTH) -> str:
+    """``repr(value)`` cut to ``limit`` characters, built without walking more than it shows."""
+    text = _brief(value, limit + 1, 0)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shorten(text: str, limit: int = QUOTED_LENGTH) -> str:
+    """``text`` itself (unquoted), cut to ``limit`` characters."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _brief(value: object, budget: int, depth: int) -> str:
+    budget = max(budget, 1)
+    if isinstance(value, str | bytes):
+        return repr(value[:budget])
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return repr(value)
+    if isinstance(value, int):
+        if value.bit_length() > _LONGEST_QUOTED_INT_BITS:
+            return f"<a whole number of about {int(value.bit_length() * 0.30103)} digits>"
+        return repr(value)[:budget]
+    if isinstance(value, Mapping | list | tuple | set | frozenset):
+        opening, closing = ("{", "}") if isinstance(value, Mapping | set | frozenset) else "[]"
+        if depth >= _QUOTED_DEPTH:
+            return opening + "..." + closing
+        parts: list[str] = []
+        used = 0
+        items = value.items() if isinstance(value, Mapping) else value
+        for item in items:  # stops once the budget is spent, however long the value
+            if used >= budget:
+                parts.append("...")
+                break
+            if isinstance(value, Mapping):
+                key, item_value = item
+                part = f"{_brief(key, budget - used, depth + 1)}: "
+                part += _brief(item_value, budget - used - len(part), depth + 1)
+            else:
+                part = _brief(item, budget - used, depth + 1)
+            parts.append(part)
+            used += len(part) + 2
+        return opening + ", ".join(parts) + closing
+    return f"<{type(value).__name__}>"
+
 
 class SpecError(Exception):
     """A problem in a spec or source file, located by file and line, with the fix."""

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pytest_behavior.errors import SpecError
+from pytest_behavior.errors import SpecError, brief
 from pytest_behavior.model import Case
 
 QUESTION = "question"
@@ -25,6 +25,12 @@ _CASE_FIELDS = frozenset((QUESTION, MATCHING, NOT_MATCHING, "label_confidence"))
 # An option line of a multiple-choice question: " (C) Does it have to be forever?".
 _OPTION_LINE = re.compile(r"(?:^|\n)[ \t]*\(([A-Z])\)[ \t]*([^\n]*)")
 _LETTER_ANSWER = re.compile(r"^(\s*)\(([A-Z])\)(\s*)$")
+# A row is a flat object (a list of answers at most); these bound what a broken or
+# hostile file costs: json.loads recurses once per level.
+MAX_ROW_LENGTH = 1_000_000
+MAX_ROW_DEPTH = 100
+_BRACKETS = re.compile(r"[\[\]{}]")
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _CASE_HINT = (
     'write {"question": "...", "answer_matching_behavior": " (A)", '
     '"answer_not_matching_behavior": " (B)"} (the last may be a list)'
@@ -45,11 +51,20 @@ def case_from_mapping(row: Mapping[str, Any], *, index: int, source: str, line: 
     not_matching = _not_matching(raw_not, source, line)
     if matching in not_matching:
         raise SpecError(
-            source, line, f"{matching!r} is both the matching and a not-matching answer"
+            source, line, f"{brief(matching)} is both the matching and a not-matching answer"
         )
     confidence = row.get("label_confidence")
-    if confidence is not None and not isinstance(confidence, int | float):
-        raise SpecError(source, line, "label_confidence must be a number between 0 and 1")
+    if confidence is not None and (
+        isinstance(confidence, bool)
+        or not isinstance(confidence, int | float)
+        or not 0 <= confidence <= 1  # also refuses NaN, which strict JSON cannot carry
+    ):
+        raise SpecError(
+            source,
+            line,
+            f"label_confidence must be a number between 0 and 1, found {brief(confidence)}",
+            "write label_confidence 0.9, or leave it out",
+        )
     # A plain loop: this runs for every one of the release's 133k persona rows.
     extra = []
     for key, value in row.items():
@@ -130,12 +145,31 @@ def first_row(text: str) -> dict[str, Any] | None:
     """The first JSON object of a JSONL text, or None (the family is detected from it)."""
     for line in text.splitlines():
         if line.strip():
+            if _too_deep(line):
+                return None
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):
                 return None  # read_jsonl_cases reports it with its line number
             return row if isinstance(row, dict) else None
     return None
+
+
+def _too_deep(line: str) -> bool:
+    """Whether a JSON text nests more than MAX_ROW_DEPTH levels (brackets in strings aside)."""
+    # Two counts cost little; real rows have a few brackets, so the scan below is rare.
+    if line.count("[") + line.count("{") <= MAX_ROW_DEPTH:
+        return False
+    depth = 0
+    for bracket in _BRACKETS.findall(_JSON_STRING.sub("", line)):
+        depth += 1 if bracket in "[{" else -1
+        if depth > MAX_ROW_DEPTH:
+            return True
+    return False
+
+
+def _cut(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def read_jsonl_cases(
@@ -166,15 +200,39 @@ def _read_rows(
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_ROW_LENGTH:
+            raise SpecError(
+                source,
+                line_number,
+                f"line is {len(line):,} characters long (at most {MAX_ROW_LENGTH:,})",
+                "each line must be one case; is this a JSONL file?",
+            )
+        # Counted inline: a call per row would cost 5% of reading the full release.
+        if line.count("[") + line.count("{") > MAX_ROW_DEPTH and _too_deep(line):
+            raise SpecError(
+                source,
+                line_number,
+                f"lists and objects nested more than {MAX_ROW_DEPTH} levels deep",
+                _CASE_HINT,
+            )
         try:
             row = loads(line)
         except json.JSONDecodeError as exc:
             raise SpecError(
                 source,
                 line_number,
-                f"not valid JSON ({exc.msg} at column {exc.colno})",
+                f"not valid JSON ({_cut(exc.msg)} at column {exc.colno})",
                 "each line must be one JSON object",
             ) from None
+        except ValueError:  # the one other failure: a number longer than int() converts
+            raise SpecError(
+                source,
+                line_number,
+                "cannot read this row: a number in it has more than 4,300 digits",
+                "write numbers as JSON numbers of ordinary size, or as text",
+            ) from None
+        except RecursionError:  # a safety net: _too_deep refuses these first
+            raise SpecError(source, line_number, "nested too deeply to read", _CASE_HINT) from None
         if not isinstance(row, dict):
             raise SpecError(source, line_number, "each line must be a JSON object", _CASE_HINT)
         cases.append(reader(row, index=first_index + len(cases), source=source, line=line_number))

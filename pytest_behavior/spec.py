@@ -16,6 +16,8 @@ Schema (see README "Spec files")::
         sample: 200                       # optional stratified subset
         seed: 0
         regression_tolerance: 0.02
+        min_scored: 10                    # fewer scored cases: verdict "error"
+        shuffle_choices: false            # re-letter multiple-choice options per case
         cases: [...]                      # inline cases, same field names
 """
 
@@ -31,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_behavior import winogenerated
-from pytest_behavior.errors import SpecError
+from pytest_behavior.errors import SpecError, brief, shorten
 from pytest_behavior.families import (
     FAMILY_NAMES,
     WINOGENERATED,
@@ -39,8 +41,11 @@ from pytest_behavior.families import (
     default_continuation,
     detect_family,
 )
+from pytest_behavior.integrity import CheckedTrait
 from pytest_behavior.model import SCORING_MODES, Case, SpecFile, Threshold, Trait
+from pytest_behavior.shuffling import shuffle_case
 from pytest_behavior.sources import first_row, read_jsonl_cases, stratified_sample
+from pytest_behavior.text_files import MAX_SOURCE_BYTES, MAX_SPEC_BYTES, read_text_file
 from pytest_behavior.yaml_lines import LineDict, LineList, load_yaml
 
 TOP_KEYS = ("version", "defaults", "traits")
@@ -57,20 +62,24 @@ TRAIT_KEYS = (
     "sample",
     "seed",
     "regression_tolerance",
+    "min_scored",
+    "shuffle_choices",
 )
 DEFAULT_KEYS = tuple(key for key in TRAIT_KEYS if key not in ("name", "cases", "source"))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
 _THRESHOLD_HINT = "write threshold: {max_rate: 0.3} (fail above 30%) or {min_rate: 0.8}"
 _THRESHOLD_KEYS = ("max_rate", "min_rate", "max_correlation")
+# Seeds and sample sizes fit a signed 64-bit integer (what other tools can store).
+_WHOLE_LIMIT = 2**63
 
 
 def load_spec_file(path: Path, display: str | None = None) -> SpecFile:
     """Read and validate one spec file; raises :class:`SpecError`."""
     shown = display or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(shown, None, f"cannot read spec file: {exc}") from None
+        text = read_text_file(path, shown, max_bytes=MAX_SPEC_BYTES, what="spec file")
+    except OSError as exc:
+        raise SpecError(shown, None, f"cannot read spec file: {exc.strerror or exc}") from None
     document = load_yaml(text, shown)
     return parse_spec(document, path=path, display=shown)
 
@@ -108,7 +117,7 @@ def parse_spec(document: Any, *, path: Path, display: str) -> SpecFile:
                 raise SpecError(
                     display,
                     trait.line,
-                    f"trait name {trait.name!r} is used twice",
+                    f"trait name {brief(trait.name)} is used twice",
                     f"first defined on line {seen[trait.name]}; names must be unique per file",
                 )
             seen[trait.name] = trait.line
@@ -121,7 +130,9 @@ def _reject_unknown(mapping: LineDict, allowed: tuple[str, ...], display: str, w
         if key not in allowed:
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(allowed)}"
-            raise SpecError(display, mapping.line_of(key), f"unknown key {key!r} {where}", hint)
+            raise SpecError(
+                display, mapping.line_of(key), f"unknown key {brief(key)} {where}", hint
+            )
 
 
 def _setting(entry: LineDict, defaults: LineDict, key: str) -> tuple[Any, int]:
@@ -141,7 +152,7 @@ def _parse_trait(
         raise SpecError(
             display,
             entry.line_of("name"),
-            f"invalid trait name {name!r}",
+            f"invalid trait name {brief(name)}",
             "use letters, digits, '-', '_', '.' or '/', e.g. name: power-seeking",
         )
     common = _common_settings(entry, defaults, display)
@@ -151,7 +162,7 @@ def _parse_trait(
             raise SpecError(
                 display,
                 entry.line,
-                f"trait {name!r} has no cases",
+                f"trait {brief(name)} has no cases",
                 "add source: file.jsonl or cases:",
             )
         assert isinstance(name, str)
@@ -159,7 +170,7 @@ def _parse_trait(
         cases = _inline_cases(inline, family, display)
         yield _make_trait(name, entry, common, cases, None, display, family)
         return
-    if not isinstance(source, str) or not source.strip():
+    if not isinstance(source, str) or not source.strip() or "\x00" in source:
         raise SpecError(display, entry.line_of("source"), "source must be a path or glob")
     for file_path, trait_name in _expand_source(
         source, name, path, display, entry.line_of("source")
@@ -203,11 +214,14 @@ def _make_trait(
         # Winogenerated keeps whole occupations: the paper's gap is a mean over each.
         draw = winogenerated.sample_occupations if family == WINOGENERATED else stratified_sample
         cases = draw(cases, sample, settings["seed"])
+    if settings["shuffle_choices"]:
+        # After sampling, so shuffling never changes which cases are drawn.
+        cases = _shuffled(cases, settings["seed"], name, entry, display)
     if settings["threshold"].max_correlation is not None and family != WINOGENERATED:
         raise SpecError(
             display,
             entry.line_of("threshold"),
-            f"max_correlation applies to winogenerated traits; {name!r} is {family}",
+            f"max_correlation applies to winogenerated traits; {brief(name)} is {family}",
             "bound the matching rate with max_rate or min_rate instead",
         )
     if continuation is None:
@@ -215,7 +229,7 @@ def _make_trait(
         continuation = (
             "" if settings["prompt"] is not None else default_continuation(family, file_path, cases)
         )
-    return Trait(
+    return CheckedTrait(
         name=name,
         cases=tuple(cases),
         spec_path=display,
@@ -225,6 +239,23 @@ def _make_trait(
         continuation=continuation,
         **settings,
     )
+
+
+def _shuffled(cases: list[Case], seed: int, name: str, entry: LineDict, display: str) -> list[Case]:
+    shuffled = []
+    for case in cases:
+        relettered = shuffle_case(case, seed)
+        if relettered is None:
+            raise SpecError(
+                display,
+                entry.line_of("shuffle_choices"),
+                f"trait {name!r} sets shuffle_choices, but case {case.index} "
+                f"({case.source}:{case.line}) lists no lettered options its answers name",
+                "shuffle_choices re-letters questions that list ' (A) ...' / ' (B) ...' lines "
+                'with answers like " (A)"; remove it (or set shuffle_choices: false) here',
+            )
+        shuffled.append(relettered)
+    return shuffled
 
 
 def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[str, Any]:
@@ -245,19 +276,23 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
         raise SpecError(
             display,
             scoring_line,
-            f"unknown scoring {scoring!r}",
+            f"unknown scoring {brief(scoring)}",
             f"use one of {', '.join(SCORING_MODES)}",
         )
     sample, sample_line = _setting(entry, defaults, "sample")
     if sample is not None and (
-        isinstance(sample, bool) or not isinstance(sample, int) or sample < 1
+        isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample < _WHOLE_LIMIT
     ):
         raise SpecError(
             display, sample_line, "sample must be a whole number >= 1", "write sample: 200"
         )
     seed, seed_line = _setting(entry, defaults, "seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise SpecError(display, seed_line, "seed must be a whole number", "write seed: 0")
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _WHOLE_LIMIT
+    ):
+        raise SpecError(
+            display, seed_line, "seed must be a whole number from 0 to 2**63 - 1", "write seed: 0"
+        )
     tolerance, tolerance_line = _setting(entry, defaults, "regression_tolerance")
     if tolerance is not None and (
         isinstance(tolerance, bool)
@@ -277,7 +312,7 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
         raise SpecError(
             display,
             family_line,
-            f"unknown family {family!r}",
+            f"unknown family {brief(family)}",
             f"use one of {', '.join(FAMILY_NAMES)}, or leave it out to detect it from the source",
         )
     continuation, continuation_line = _setting(entry, defaults, "continuation")
@@ -288,7 +323,27 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
             "continuation must be text",
             'write continuation: " I believe the best answer is" (or "" for none)',
         )
+    min_scored, min_scored_line = _setting(entry, defaults, "min_scored")
+    if min_scored is not None and (
+        isinstance(min_scored, bool) or not isinstance(min_scored, int) or min_scored < 1
+    ):
+        raise SpecError(
+            display,
+            min_scored_line,
+            "min_scored must be a whole number >= 1",
+            "write min_scored: 10 (fewer scored cases make the verdict an error)",
+        )
+    shuffle, shuffle_line = _setting(entry, defaults, "shuffle_choices")
+    if shuffle is not None and not isinstance(shuffle, bool):
+        raise SpecError(
+            display,
+            shuffle_line,
+            "shuffle_choices must be true or false",
+            "write shuffle_choices: true",
+        )
     return {
+        "min_scored": min_scored,
+        "shuffle_choices": bool(shuffle),
         "family": family,
         "continuation": continuation,
         "description": description or "",
@@ -367,7 +422,10 @@ def _expand_source(
     matches = sorted(Path(match) for match in glob.glob(pattern, recursive=True))
     if not matches:
         raise SpecError(
-            display, line, f"source glob {source!r} matches no file", f"looked in {base.resolve()}"
+            display,
+            line,
+            f"source glob {brief(source)} matches no file",
+            f"looked in {base.resolve()}",
         )
     return [(match, f"{name}/{match.stem}" if name else match.stem) for match in matches]
 
@@ -377,18 +435,23 @@ def _read_source(file_path: Path, display: str, line: int, source: str) -> str:
         raise SpecError(
             display,
             line,
-            f"source {source!r} is not a .jsonl file",
+            f"source {brief(source)} is not a .jsonl file",
             "point source at JSONL in the anthropics/evals format",
         )
     try:
-        text = file_path.read_text(encoding="utf-8")
+        # Content problems (size, binary, encoding) name the source file itself.
+        text = read_text_file(
+            file_path, os.path.relpath(file_path), max_bytes=MAX_SOURCE_BYTES, what="source file"
+        )
     except FileNotFoundError:
         raise SpecError(
             display,
             line,
-            f"source file not found: {source}",
+            f"source file not found: {shorten(source)}",
             f"paths are relative to the spec file; looked for {file_path.resolve()}",
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(display, line, f"cannot read source {source}: {exc}") from None
+    except OSError as exc:
+        raise SpecError(
+            display, line, f"cannot read source {shorten(source)}: {exc.strerror or exc}"
+        ) from None
     return text

@@ -28,7 +28,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pytest_behavior.errors import SpecError
+from pytest_behavior.errors import SpecError, brief
 from pytest_behavior.model import Case, Trait
 from pytest_behavior.stats import normal_quantile
 
@@ -65,8 +65,18 @@ def case_from_row(row: Mapping[str, Any], *, index: int, source: str, line: int)
         raise SpecError(source, line, "pronoun_options must list 3 pronouns", _HINT)
     if not isinstance(sentence, str) or sentence.count(BLANK) != 1:
         raise SpecError(source, line, "sentence_with_blank must contain one '_'", _HINT)
-    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 <= share <= 100:
-        raise SpecError(source, line, f"{SHARE_OF_WOMEN} must be a percentage", _HINT)
+    if (
+        isinstance(share, bool)
+        or not isinstance(share, int | float)
+        or not math.isfinite(share)
+        or not 0 <= share <= 100
+    ):
+        raise SpecError(
+            source, line, f"{SHARE_OF_WOMEN} must be a percentage, found {brief(share)}", _HINT
+        )
+    other_person = row.get("other_person") or ""
+    if not isinstance(other_person, str):  # str() of a nested value could be huge
+        raise SpecError(source, line, "other_person must be text", _HINT)
     male, female, neutral = _genders(pronouns)
     choices = tuple(" " + pronoun.strip() for pronoun in pronouns)
     stereotyped = " " + (female if share > 50 else male)
@@ -80,7 +90,7 @@ def case_from_row(row: Mapping[str, Any], *, index: int, source: str, line: int)
         line=line,
         extra=(
             ("occupation", occupation),
-            ("other_person", str(row.get("other_person", ""))),
+            ("other_person", other_person),
             ("sentence_with_blank", sentence),
             # A leading space, so "Assistant:{answer_prefix}" reads "Assistant: The nurse ...".
             ("answer_prefix", " " + before if before else ""),
