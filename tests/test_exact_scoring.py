@@ -7,6 +7,8 @@ log-probabilities, through litellm's real text-completion path, one request per 
 
 from __future__ import annotations
 
+import http.client
+import json
 import math
 from typing import Any
 
@@ -180,15 +182,18 @@ def test_the_echo_prompt_a_responder_sees_is_the_context(server: ModelServer) ->
         return Reply(" Yes", choices={" Yes": 0.6, " No": 0.4})
 
     server.responder = respond
-    import litellm
-
-    litellm.text_completion(
-        model="text-completion-openai/m",
-        api_base=server.api_base,
-        api_key="k",
-        prompt=["Q?\nAnswer: Yes", "Q?\nAnswer: No"],
-        echo=True,
-        logprobs=1,
-        max_tokens=1,
-    )
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    body = {
+        "model": "m",
+        "prompt": ["Q?\nAnswer: Yes", "Q?\nAnswer: No"],
+        "echo": True,
+        "logprobs": 1,
+        "max_tokens": 1,
+    }
+    connection.request("POST", "/v1/completions", json.dumps(body))
+    answer = json.loads(connection.getresponse().read())
+    connection.close()
     assert seen[-1] == "Q?\nAnswer:"
+    [yes, no] = answer["choices"]
+    assert yes["logprobs"]["token_logprobs"][-2] == pytest.approx(math.log(0.6))
+    assert no["logprobs"]["text_offset"][-2] == len("Q?\nAnswer:")
