@@ -186,21 +186,27 @@ def text_completion_body(
     request: ChatRequest, generation: Generation, with_logprobs: bool
 ) -> dict[str, Any]:
     logprobs = legacy_logprobs(generation.logprobs, len(request.prompt)) if with_logprobs else None
+    choice = {
+        "text": generation.text,
+        "index": 0,
+        "logprobs": logprobs,
+        "finish_reason": generation.finish_reason,
+    }
+    usage = _usage(count_tokens(request.prompt), len(generation.logprobs))
+    return _text_completion(request, [choice], usage)
+
+
+def _text_completion(
+    request: ChatRequest, choices: list[dict[str, Any]], usage: dict[str, int]
+) -> dict[str, Any]:
     return {
         "id": "cmpl-" + secrets.token_hex(12),
         "object": "text_completion",
         "created": int(time.time()),
         "model": request.model,
         "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": [
-            {
-                "text": generation.text,
-                "index": 0,
-                "logprobs": logprobs,
-                "finish_reason": generation.finish_reason,
-            }
-        ],
-        "usage": _usage(count_tokens(request.prompt), len(generation.logprobs)),
+        "choices": choices,
+        "usage": usage,
     }
 
 
@@ -234,15 +240,7 @@ def echo_completion_body(
             }
         )
     prompt_tokens = sum(count_tokens(prompt) for prompt in prompts)
-    return {
-        "id": "cmpl-" + secrets.token_hex(12),
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": request.model,
-        "system_fingerprint": SYSTEM_FINGERPRINT,
-        "choices": choices,
-        "usage": _usage(prompt_tokens, len(generated) * len(prompts)),
-    }
+    return _text_completion(request, choices, _usage(prompt_tokens, len(generated) * len(prompts)))
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
