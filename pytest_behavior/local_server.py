@@ -118,8 +118,7 @@ class ModelRunner:
             raise RequestError(f"{len(prompt)} prompt tokens + max_tokens exceed {self._n_ctx}")
         bos = int(self._llm.token_bos())
         with self._lock:
-            llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
-            self._llm.reset()  # type: ignore[no-untyped-call]
+            self._clear_cache()
             rows = decode_all_positions(
                 self._llm.ctx, prompt, n_vocab=self._n_vocab, batch_size=int(self._llm.n_batch)
             )
@@ -154,11 +153,14 @@ class ModelRunner:
         return Generation(text[: first_stop(text, request.stop)], tuple(tokens), finish, n_prompt)
 
     def _evaluate_from_empty_cache(self, prompt: Sequence[int]) -> None:
+        self._clear_cache()
+        self._llm.eval(prompt)
+
+    def _clear_cache(self) -> None:
         # Clearing the whole memory (not only trimming positions) also resets where
         # cells land in the cache, which changes the float summation order.
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
         self._llm.reset()  # type: ignore[no-untyped-call]
-        self._llm.eval(prompt)
 
     def _next_token_logprobs(self) -> npt.NDArray[np.float64]:
         pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)

@@ -21,7 +21,14 @@ import pytest
 
 from pytest_behavior.cache import ResponseCache
 from pytest_behavior.errors import RequestFailed
-from pytest_behavior.model import LOCAL_PREFIX, Answer, Case, ModelRequest, Trait
+from pytest_behavior.model import (
+    LOCAL_PREFIX,
+    SCORING_METHODS,
+    Answer,
+    Case,
+    ModelRequest,
+    Trait,
+)
 from pytest_behavior.prompting import build_request, resolve_template, sampling_params
 from pytest_behavior.results import case_outcome
 from pytest_behavior.results import trait_result as build_trait_result
@@ -160,7 +167,7 @@ class BehaviorRun:
         when it works and is cached like any other), else top-k.
         """
         mode = self._scoring_mode(trait)
-        if mode in ("exact", "topk", "generate"):
+        if mode in SCORING_METHODS:
             return mode
         if model not in self._methods:
             probe = case if case is not None else trait.cases[0]
