@@ -251,9 +251,20 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def models_body(model_ids: Sequence[str]) -> dict[str, Any]:
-    return {"object": "list", "data": [model_object(model_id) for model_id in model_ids]}
+def models_body(model_ids: Sequence[str], *, root: str | None = None) -> dict[str, Any]:
+    """A ``/v1/models`` listing; with ``root``, each entry reports it as vLLM does."""
+    return {"object": "list", "data": [model_object(model_id, root=root) for model_id in model_ids]}
 
 
-def model_object(model_id: str) -> dict[str, Any]:
-    return {"id": model_id, "object": "model", "created": 0, "owned_by": "pytest-behavior"}
+def model_object(model_id: str, *, root: str | None = None) -> dict[str, Any]:
+    """One model entry; ``root`` is the served weights' path, which vLLM reports."""
+    entry: dict[str, Any] = {
+        "id": model_id,
+        "object": "model",
+        "created": 0,
+        "owned_by": "pytest-behavior",
+    }
+    if root is not None:
+        entry["root"] = root
+        entry["parent"] = None
+    return entry

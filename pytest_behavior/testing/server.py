@@ -36,6 +36,12 @@ class ModelServer:
     ``api_key``. ``responder`` and ``latency`` may be changed while it serves.
 
     ``port=0`` picks a free port; after :meth:`start`, ``port`` is the one bound.
+
+    ``GET /v1/models`` lists, in vLLM's format, ``served_models`` when given, else
+    every model name asked for so far (``DEFAULT_MODEL_ID`` before the first
+    request). Each entry reports ``model_root`` as its ``root``, the served weights'
+    path, when that is not None; set it between runs to "re-deploy" a checkpoint.
+    Both may be changed while it serves.
     """
 
     def __init__(
@@ -47,12 +53,16 @@ class ModelServer:
         port: int = 0,
         serve_logprobs: bool = True,
         serve_completions: bool = True,
+        model_root: str | None = None,
+        served_models: tuple[str, ...] | None = None,
     ) -> None:
         self.responder: Responder = responder if responder is not None else deterministic_choice()
         self.latency = latency
         self.serve_logprobs = serve_logprobs
         # False: a chat-only provider, whose legacy completions endpoint answers 404.
         self.serve_completions = serve_completions
+        self.model_root = model_root
+        self.served_models = served_models
         self.host = host
         self.port = port
         self._faults = FaultQueue()
@@ -186,6 +196,9 @@ class ModelServer:
             self._errors.append(error)
 
     def _model_ids(self) -> list[str]:
+        served = self.served_models
+        if served is not None:
+            return list(served)
         with self._stats_lock:
             seen = dict.fromkeys(request.model for request in self._requests)
         return list(seen) or [DEFAULT_MODEL_ID]
@@ -260,9 +273,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
         if path in _MODELS_PATHS:
-            self._send_json(200, protocol.models_body(self.model_server._model_ids()))
+            server = self.model_server
+            self._send_json(200, protocol.models_body(server._model_ids(), root=server.model_root))
         elif path.startswith(("/v1/models/", "/models/")):
-            self._send_json(200, protocol.model_object(path.split("/models/", 1)[1]))
+            model_id = path.split("/models/", 1)[1]
+            self._send_json(200, protocol.model_object(model_id, root=self.model_server.model_root))
         else:
             self._send_not_found(path)
 
