@@ -58,6 +58,10 @@ def request_key(request: ModelRequest) -> str:
         "params": sorted(request.params),
         "sample": request.sample_index,
     }
+    if request.revision is not None:
+        # The checkpoint behind the name (NAME@REVISION, or what the endpoint reports):
+        # a re-deployed model under an old name is asked afresh.
+        fields["revision"] = request.revision
     if request.continuations:
         # Exact scoring: only these requests carry continuations, so their keys can
         # never meet a generated (top-k or text) answer's; other keys are unchanged.
@@ -82,8 +86,10 @@ def unusable_cache(directory: Path, error: BaseException | None) -> NoReturn:
     else:
         fix = (
             "it is truncated, corrupt, unreadable or not a pytest-behavior cache. "
-            f"Delete the folder (rm -rf {shlex.quote(str(directory.absolute()))}) and run again "
-            "(its answers are asked again), or point --behavior-cache-dir elsewhere"
+            "Run again with --behavior-cache-mode=refresh (the folder is kept under another "
+            "name and every answer is asked again), delete the folder "
+            f"(rm -rf {shlex.quote(str(directory.absolute()))}), or point "
+            "--behavior-cache-dir elsewhere"
         )
     pytest.exit(
         f"pytest-behavior: cannot use the response cache {directory.absolute()} ({problem}): {fix}",
@@ -92,11 +98,24 @@ def unusable_cache(directory: Path, error: BaseException | None) -> NoReturn:
 
 
 class ResponseCache:
-    """A diskcache directory of answers; opened on first use, safe across processes."""
+    """A diskcache directory of answers; opened on first use, safe across processes.
 
-    def __init__(self, directory: Path) -> None:
+    ``mode`` is the run's --behavior-cache-mode. ``readonly`` never creates or
+    writes the folder. ``refresh`` stamps what it writes with ``stamp`` (the run's
+    id) and reads only stamped entries, so every answer is asked again once, by one
+    worker, and earlier answers are overwritten, not deleted first; a corrupt
+    folder is moved aside (kept, not deleted) and a new one started.
+    """
+
+    def __init__(
+        self, directory: Path, *, mode: str = "readwrite", stamp: str | None = None
+    ) -> None:
         self.directory = directory
+        self.mode = mode
+        self.stamp = stamp if mode == "refresh" else None
         self._cache: Any = None
+        self._absent = False
+        self.moved_aside: Path | None = None
 
     # Every use of the directory goes through a try: a truncated, garbage, unreadable
     # or foreign cache stops the run with one message (unusable_cache) instead of a
@@ -104,22 +123,64 @@ class ResponseCache:
 
     def _open(self) -> Any:
         if self._cache is None:
-            import diskcache
-
+            if self._absent:
+                return None
+            if self.mode == "readonly" and not self.directory.exists():
+                self._absent = True  # nothing cached; readonly creates nothing
+                return None
             try:
-                self.directory.mkdir(parents=True, exist_ok=True)
-                # The default 60 s timeout lets several xdist workers write one directory.
-                self._cache = diskcache.Cache(str(self.directory), size_limit=2**34)
+                self._cache = self._connect()
             except (sqlite3.Error, OSError) as error:
-                unusable_cache(self.directory, error)
+                if self.mode != "refresh" or isinstance(error, PermissionError):
+                    unusable_cache(self.directory, error)
+                self._move_aside()
+                try:
+                    self._cache = self._connect()
+                except (sqlite3.Error, OSError) as again:
+                    unusable_cache(self.directory, again)
         return self._cache
 
-    def get(self, key: str) -> Answer | None:
+    def _connect(self) -> Any:
+        import diskcache
+
+        self.directory.mkdir(parents=True, exist_ok=True)
+        # The default 60 s timeout lets several xdist workers write one directory.
+        cache = diskcache.Cache(str(self.directory), size_limit=2**34)
+        if self.mode == "refresh":
+            try:
+                _ = "pytest-behavior: probe" in cache  # a garbage database fails here
+            except BaseException:
+                cache.close()
+                raise
+        return cache
+
+    def _move_aside(self) -> None:
+        """Refresh over a corrupt folder: keep it under another name, start a new one."""
+        import time
+
+        target = self.directory.with_name(f"{self.directory.name}.corrupt-{int(time.time())}")
+        try:
+            self.directory.rename(target)
+        except OSError as error:
+            unusable_cache(self.directory, error)
+        self.moved_aside = target
+
+    def _raw(self, key: str) -> Any:
         cache = self._open()
+        if cache is None:
+            return None
         try:
             raw = cache.get(key)
         except (sqlite3.Error, OSError) as error:
             unusable_cache(self.directory, error)
+        stale = self.stamp is not None and (
+            not isinstance(raw, dict) or raw.get("run") != self.stamp
+        )
+        # Refresh: an answer from before this run is about to be replaced.
+        return None if stale else raw
+
+    def get(self, key: str) -> Answer | None:
+        raw = self._raw(key)
         if raw is None:
             return None
         try:
@@ -128,7 +189,11 @@ class ResponseCache:
             unusable_cache(self.directory, None)
 
     def __contains__(self, key: str) -> bool:
+        if self.stamp is not None:
+            return self._raw(key) is not None
         cache = self._open()
+        if cache is None:
+            return False
         try:
             return key in cache
         except (sqlite3.Error, OSError) as error:
@@ -139,11 +204,16 @@ class ResponseCache:
 
     def set_many(self, entries: Iterable[tuple[str, Answer]]) -> None:
         """Store several answers in one transaction (one commit)."""
+        if self.mode == "readonly":
+            raise RuntimeError("a readonly response cache is never written")
         cache = self._open()
         try:
             with cache.transact():
                 for key, answer in entries:
-                    cache.set(key, answer.to_dict())
+                    data = answer.to_dict()
+                    if self.stamp is not None:
+                        data["run"] = self.stamp
+                    cache.set(key, data)
         except (sqlite3.Error, OSError) as error:
             unusable_cache(self.directory, error)
 

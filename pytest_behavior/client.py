@@ -55,6 +55,13 @@ class Endpoint:
     litellm_model: str
     api_base: str | None
 
+    def describe(self) -> str:
+        """Where requests go, for messages: the base URL, else the provider's API."""
+        if self.api_base:
+            return self.api_base
+        provider = self.litellm_model.partition("/")[0]
+        return f"the {provider} API"
+
 
 def import_litellm() -> Any:
     """Import litellm quietly and without network access to its cost map."""
@@ -116,8 +123,18 @@ def answer_from_response(response: Any) -> Answer:
             for position in content
         )
     return Answer(
-        text=str(text), top_logprobs=top, finish_reason=getattr(choice, "finish_reason", None)
+        text=str(text),
+        top_logprobs=top,
+        finish_reason=getattr(choice, "finish_reason", None),
+        cost=response_cost(response),
     )
+
+
+def response_cost(response: Any) -> float | None:
+    """What litellm priced the call at (USD), where it knows the model's price."""
+    hidden = getattr(response, "_hidden_params", None)
+    cost = hidden.get("response_cost") if isinstance(hidden, dict) else None
+    return float(cost) if isinstance(cost, int | float) and cost > 0 else None
 
 
 def response_field(obj: Any, name: str) -> Any:
@@ -214,11 +231,23 @@ class ModelClient:
         concurrency: int,
         max_attempts: int,
         backoff: float = 0.5,
+        request_timeout: float = 120.0,
+        max_duration: float | None = None,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
+        from pytest_behavior.stopping import StopBook
+
         self._complete = complete
         self.concurrency = concurrency
         self.max_attempts = max_attempts
         self.backoff = backoff
+        self.max_duration = max_duration
+        self._redact = redact if redact is not None else _unchanged
+        # When the first fetch starts, the whole run's requests have max_duration left.
+        self.deadline: float | None = None
+        self.stops = StopBook(
+            concurrency=concurrency, request_timeout=request_timeout, redact=self._redact
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
 
@@ -253,6 +282,8 @@ class ModelClient:
         from pytest_behavior.progress import FetchCounts
 
         counts = counts if counts is not None else FetchCounts()
+        if self.max_duration is not None and self.deadline is None:
+            self.deadline = time.monotonic() + self.max_duration
         loop = self._ensure_loop()
         handover = _Handover(loop, QUEUED_PER_SLOT * self.concurrency)
         started, stopped = threading.Event(), threading.Event()
@@ -300,28 +331,78 @@ class ModelClient:
         import asyncio
 
         from pytest_behavior.retrying import AdaptiveLimiter
+        from pytest_behavior.stopping import NOT_RUN
 
         limiter = AdaptiveLimiter(self.concurrency)
+        stops = self.stops
+        time_limit = None
+        if self.deadline is not None:
+            limit = self.max_duration
+            time_limit = asyncio.get_running_loop().call_later(
+                max(0.0, self.deadline - time.monotonic()),
+                stops.stop_everything,
+                f"the fetch reached --behavior-max-duration ({limit:g} s) and stopped asking; "
+                "what arrived is cached, so a rerun asks only for the rest",
+            )
 
         async def sender() -> None:
             while (job := await handover.take()) is not None:
                 key, request, endpoint = job
-                counts.sent += 1
-                result = await self._attempt_all(request, endpoint, limiter, counts)
-                if isinstance(result, RequestFailed):
-                    counts.failed += 1
+                reason = stops.stopped(request.model)
+                if reason is None:
+                    counts.sent += 1
+                    result = await self._send(request, endpoint, limiter, counts)
+                    if isinstance(result, RequestFailed):
+                        counts.failed += 1
+                    else:
+                        counts.answered += 1
                 else:
-                    counts.answered += 1
+                    result = RequestFailed(NOT_RUN + reason)
+                if isinstance(result, RequestFailed) and result.reason.startswith(NOT_RUN):
+                    counts.not_run += 1
                 on_result(key, result)
 
         senders = [asyncio.create_task(sender()) for _ in range(self.concurrency)]
         try:
             await asyncio.gather(*senders)
         finally:
+            if time_limit is not None:
+                time_limit.cancel()
             for task in senders:
                 task.cancel()
             await asyncio.gather(*senders, return_exceptions=True)
+            counts.stopped.update(stops.stops)
             stopped.set()
+
+    async def _send(
+        self,
+        request: ModelRequest,
+        endpoint: Endpoint,
+        limiter: AdaptiveLimiter,
+        counts: FetchCounts,
+    ) -> Answer | RequestFailed:
+        """One request with its retries, as a task the model's stop can cancel."""
+        import asyncio
+
+        from pytest_behavior.stopping import NOT_RUN
+
+        attempt = asyncio.create_task(self._attempt_all(request, endpoint, limiter, counts))
+        self.stops.track(request.model, attempt)
+        started = counts.begin()
+        try:
+            result = await attempt
+            stopped = self.stops.stopped(request.model)
+            if isinstance(result, RequestFailed) and stopped is not None:
+                # Failed as the model was stopped: one of the stop's cases, not a failure.
+                return RequestFailed(NOT_RUN + stopped)
+            return result
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the fetch itself is being cancelled (Ctrl-C)
+            return RequestFailed(NOT_RUN + (self.stops.stopped(request.model) or "stopped"))
+        finally:
+            counts.end(started)
 
     async def _attempt_all(
         self,
@@ -357,7 +438,7 @@ class ModelClient:
                     return await self._attempt_once(request, endpoint, limiter, counts)
         except Exception as exc:  # every failure becomes this case's one-line error
             suffix = f" after {attempts} attempts" if is_transient(exc) else ""
-            return RequestFailed(f"{short_reason(exc)}{suffix}")
+            return RequestFailed(self._redact(f"{short_reason(exc)}{suffix}"))
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt_once(
@@ -367,7 +448,9 @@ class ModelClient:
         limiter: AdaptiveLimiter,
         counts: FetchCounts,
     ) -> Answer:
-        from pytest_behavior.retrying import is_rate_limit, retry_after_seconds
+        import asyncio
+
+        from pytest_behavior.retrying import is_rate_limit, retry_after_seconds, short_reason
 
         sent_at = await limiter.acquire()
         try:
@@ -379,8 +462,16 @@ class ModelClient:
             await limiter.release(
                 sent_at, rate_limited=limited, retry_after=retry_after_seconds(exc)
             )
+            if not limited:
+                self.stops.failed(request.model, endpoint.describe(), exc, short_reason(exc))
+            raise
+        except asyncio.CancelledError:
+            await limiter.release(sent_at, rate_limited=False)
             raise
         await limiter.release(sent_at, rate_limited=False)
+        self.stops.succeeded(request.model)
+        if answer.cost:
+            counts.cost += answer.cost
         return answer
 
     def close(self) -> None:
@@ -398,6 +489,10 @@ class ModelClient:
         if not loop.is_running():
             loop.close()
         self._loop = self._thread = None
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 async def _close_litellm_clients() -> None:

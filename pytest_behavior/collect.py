@@ -18,6 +18,7 @@ from pytest_behavior.errors import RequestFailed, SpecError
 from pytest_behavior.integrity import with_min_scored
 from pytest_behavior.model import Case, Trait
 from pytest_behavior.results import failure_lines, is_failing
+from pytest_behavior.stopping import NOT_RUN, is_not_run
 
 if TYPE_CHECKING:
     from pytest_behavior.session import BehaviorRun
@@ -110,6 +111,12 @@ class BehaviorItem(pytest.Item):
 
         return run_of(self.config)
 
+    def _not_run(self, reason: str) -> None:
+        """Skip: this item's model was stopped (or its answer is not cached); the session
+        fails once for all such items (see finish.not_run_lines)."""
+        self.behavior_data = {"kind": "not_run", "model": self.model, "reason": reason}
+        pytest.skip(reason.removeprefix(NOT_RUN))
+
 
 class BehaviorCaseItem(BehaviorItem):
     def __init__(self, *, case: Case, **kwargs: Any) -> None:
@@ -118,6 +125,8 @@ class BehaviorCaseItem(BehaviorItem):
 
     def runtest(self) -> None:
         outcome = self._run().case_outcome(self)
+        if is_not_run(outcome["error"]):
+            self._not_run(outcome["error"])
         self.behavior_data = {"kind": "case", **outcome}
         if outcome["error"] is not None:
             raise RequestFailed(outcome["error"])
@@ -139,8 +148,13 @@ class BehaviorVerdictItem(BehaviorItem):
         self.position = position
 
     def runtest(self) -> None:
+        from pytest_behavior.session import CasesNotRun
+
         run = self._run()
-        result = run.trait_result(self)
+        try:
+            result = run.trait_result(self)
+        except CasesNotRun as not_run:
+            self._not_run(not_run.reason)
         self.behavior_data = {"kind": "verdict", "result": result}
         for key in ("rate", "ci_low", "ci_high", "n", "matches", "unparseable", "verdict"):
             self.user_properties.append((f"behavior_{key}", result[key]))

@@ -37,7 +37,10 @@ def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint:
         run.add_closer(server.stop)
         local = server.start()
         return Endpoint(litellm_model=local.litellm_model, api_base=local.api_base)
-    return Endpoint(litellm_model=model, api_base=run.settings.api_base)
+    from pytest_behavior.revision import split_revision
+
+    # NAME@REVISION: the revision keys the cache; litellm routes by the name.
+    return Endpoint(litellm_model=split_revision(model).name, api_base=run.settings.api_base)
 
 
 @pytest.hookimpl(trylast=True)

@@ -39,9 +39,13 @@ class Fetcher:
         client: Callable[[], ModelClient],
         endpoint: Callable[[str], Endpoint],
         claims: RequestClaims | None = None,
+        refuse: str | None = None,
     ) -> None:
         self.cache = cache
         self.claims = claims
+        # When set, nothing is sent: an uncached request fails with this reason
+        # (readonly cache mode).
+        self.refuse = refuse
         self._client = client
         self._endpoint = endpoint
         # Failures are never cached: the next run asks again.
@@ -92,6 +96,10 @@ class Fetcher:
             # In flight before cache: the writer forgets a key only after committing it.
             if key in in_flight or key in failures or key in cache:
                 counts.skipped += 1
+                continue
+            if self.refuse is not None:
+                failures[key] = RequestFailed(self.refuse)
+                counts.not_run += 1
                 continue
             if claims is not None and not claims.claim(key):
                 counts.skipped += 1  # another worker sends it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +105,26 @@ def _write_files(outcome: SessionOutcome, settings: BehaviorSettings, root: Path
 
         append_history(settings.history, history_entry(report, directory=root))
         outcome.written.append(f"history appended: {settings.history}")
+
+
+def not_run_lines(
+    not_run: Mapping[tuple[str, str], int], listed: Mapping[tuple[str, str], list[str]]
+) -> list[str]:
+    """One paragraph per model and reason: how many items were not run, why, and which."""
+    from pytest_behavior.stopping import NOT_RUN
+
+    lines: list[str] = []
+    for (model, reason), count in not_run.items():
+        items = "item" if count == 1 else "items"
+        lines.append(f"{model}: {count} {items} not run: {reason.removeprefix(NOT_RUN)}")
+        ids = listed.get((model, reason), [])
+        if "readonly" in reason:
+            lines += [f"  missing: {nodeid}" for nodeid in ids]
+            if count > len(ids):
+                lines.append(f"  ... and {count - len(ids)} more")
+    if lines:
+        lines.insert(0, "the run fails: these items were not run")
+    return lines
 
 
 def summary_lines(

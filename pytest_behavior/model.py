@@ -141,6 +141,9 @@ class ModelRequest:
     # Exact choice scoring: the labelled answers whose log-probabilities as the
     # continuation of the (single) message are asked for, in the case's choice order.
     continuations: tuple[str, ...] = ()
+    # The checkpoint behind the model name, when known (the user's NAME@REVISION
+    # is part of ``model``; this is what the endpoint reports, e.g. vLLM's root).
+    revision: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -164,6 +167,9 @@ class Answer:
     # Exact scoring: per continuation of the request, its summed log-probability
     # and how many tokens it took, in the request's order.
     choice_logprobs: tuple[ChoiceLogprob, ...] | None = None
+    # What this answer cost when it was bought (USD, where litellm knows the price).
+    # Not cached: an answer read from the cache costs this run nothing.
+    cost: float | None = field(default=None, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {

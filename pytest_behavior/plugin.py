@@ -43,6 +43,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     settings = build_settings(config)
     _check_local_models(settings.models)
+    if settings.dry_run:
+        # A dry run counts in one process: xdist's session (registered trylast) stays off.
+        config.option.dist = "no"
     run = BehaviorRun(config, settings)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(run, "behavior-run")
@@ -51,6 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_behavior.xdist_hooks import XdistHooks
 
         config.pluginmanager.register(XdistHooks(run), "behavior-xdist")
+    from pytest_behavior.signals import stop_on_sigterm
+
+    run.add_closer(stop_on_sigterm())
 
 
 def _check_local_models(models: tuple[str, ...]) -> None:
@@ -116,7 +122,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     settings = run_of(config).settings
     if not settings.models:
         return None
-    cache = "off (--behavior-no-cache)" if not settings.use_cache else "on"
+    if not settings.use_cache:
+        cache = "off (--behavior-no-cache)"
+    elif settings.cache_mode != "readwrite":
+        cache = settings.cache_mode
+    else:
+        cache = "on"
     endpoint = f", api_base {settings.api_base}" if settings.api_base else ""
     return [
         f"behavior: models {', '.join(settings.models)} ({settings.model_source})"
@@ -129,8 +140,23 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     from pytest_behavior.session import run_of
 
     run = run_of(config)
+    if run.is_worker or config.option.verbose < -1:
+        return
+    from pytest_behavior.finish import not_run_lines
+
+    if run.plan is not None:
+        from pytest_behavior.budget import plan_table
+
+        terminalreporter.write_sep("=", "behavior dry run: nothing was sent")
+        for line in plan_table(run.plan):
+            terminalreporter.write_line(line)
+    stopped = not_run_lines(run.not_run, run.not_run_ids)
+    if stopped:
+        terminalreporter.write_sep("=", "behavior: not run", red=True)
+        for line in stopped:
+            terminalreporter.write_line(line)
     outcome = run.outcome
-    if run.is_worker or outcome is None or config.option.verbose < -1:
+    if outcome is None:
         return
     from pytest_behavior.finish import summary_lines
 
@@ -146,7 +172,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     from pytest_behavior.session import run_of
 
     run = run_of(session.config)
-    if run.is_worker or not run.results:
+    if run.is_worker:
+        return
+    if run.plan is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
+        session.exitstatus = pytest.ExitCode.OK  # a dry run deselects what it counted
+    quiet = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
+    if run.not_run and session.exitstatus in quiet:
+        # Cases a stopped model (or a readonly cache) did not answer fail the run once.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not run.results:
         return
     from pytest_behavior.finish import conclude
 

@@ -9,6 +9,7 @@ a minute, and the summary. Nothing when every answer was cached, nothing under
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
 from collections.abc import Callable
@@ -39,11 +40,37 @@ class FetchCounts:
     failed: int = 0
     retried: int = 0
     rate_limited: int = 0
+    # Handed over but not sent: their model was stopped (see stopping.py).
+    not_run: int = 0
+    cost: float = 0.0
     started: float = field(default_factory=time.monotonic)
+    # Per model, why it was stopped during this fetch.
+    stopped: dict[str, str] = field(default_factory=dict)
+    # When each request in flight was sent (written on the loop, read by progress).
+    _sending: dict[int, float] = field(default_factory=dict)
+    _ids: itertools.count[int] = field(default_factory=itertools.count)
 
     @property
     def finished(self) -> int:
-        return self.skipped + self.answered + self.failed
+        return self.skipped + self.answered + self.failed + self.not_run
+
+    def begin(self) -> int:
+        token = next(self._ids)
+        self._sending[token] = time.monotonic()
+        return token
+
+    def end(self, token: int) -> None:
+        self._sending.pop(token, None)
+
+    def in_flight(self, now: float) -> tuple[int, float]:
+        """How many requests are in flight, and the age in seconds of the oldest."""
+        try:
+            # Insertion order is send order: the first entry is the oldest.
+            oldest = next(iter(self._sending.values()), None)
+            count = len(self._sending)
+        except RuntimeError:  # changed size while read from the other thread
+            return 0, 0.0
+        return count, (now - oldest if oldest is not None else 0.0)
 
 
 class Terminal(Protocol):
@@ -115,14 +142,19 @@ class FetchProgress:
             self.terminal.write("\n", flush=True)
         else:
             self.terminal.write_line(line)
+        for model, reason in counts.stopped.items():
+            self.terminal.write_line(f"behavior: stopped asking {model}: {reason}", red=True)
 
     def status_line(self) -> str:
         counts = self.counts
         total = f"/{counts.planned}" if counts.planned else ""
+        flying, oldest = counts.in_flight(self._clock())
         return (
             f"behavior: {counts.finished}{total} requests, {self._recent_rate():.1f}/s, "
             f"{counts.failed} errors, {counts.skipped} cached"
             + (f", {counts.rate_limited} rate-limited" if counts.rate_limited else "")
+            + (f", {flying} in flight (oldest {oldest:.0f} s)" if flying else "")
+            + (f", {counts.not_run} not run" if counts.not_run else "")
         )
 
     def summary_line(self, *, interrupted: bool = False) -> str:
@@ -132,9 +164,11 @@ class FetchProgress:
         head = "interrupted after" if interrupted else "sent"
         retries = f", {counts.retried} retries" if counts.retried else ""
         limited = f" ({counts.rate_limited} rate-limited)" if counts.rate_limited else ""
+        not_run = f", {counts.not_run} not run" if counts.not_run else ""
+        cost = f", ${counts.cost:.4f}" if counts.cost else ""
         return (
             f"behavior: {head} {done} requests in {elapsed:.1f} s ({self._rate():.1f}/s), "
-            f"{counts.failed} errors{retries}{limited}, {counts.skipped} cached"
+            f"{counts.failed} errors{retries}{limited}, {counts.skipped} cached{not_run}{cost}"
         )
 
     def _recent_rate(self) -> float:

@@ -75,6 +75,7 @@ def build_request(
     api_base: str | None,
     params: tuple[tuple[str, object], ...],
     method: str = "generate",
+    revision: str | None = None,
 ) -> ModelRequest:
     """The request for one case; under exact scoring it carries the case's choices."""
     return ModelRequest(
@@ -83,4 +84,5 @@ def build_request(
         messages=(("user", render_prompt(template, case)),),
         params=params,
         continuations=tuple(dict.fromkeys(case.choices)) if method == "exact" else (),
+        revision=revision,
     )

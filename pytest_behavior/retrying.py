@@ -54,7 +54,13 @@ class AdaptiveLimiter:
             self.in_flight += 1
         delay = self.paused_until - time.monotonic()
         if delay > 0:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:  # the model stopped while this waited
+                async with self._condition:
+                    self.in_flight -= 1
+                    self._condition.notify_all()
+                raise
         return time.monotonic()
 
     async def release(

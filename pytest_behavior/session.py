@@ -13,13 +13,15 @@ from __future__ import annotations
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Generator, Iterable, Iterator
+import uuid
+from collections import Counter
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_behavior.cache import ResponseCache
+from pytest_behavior.cache import ResponseCache, request_key
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.model import (
     LOCAL_PREFIX,
@@ -32,9 +34,11 @@ from pytest_behavior.model import (
 from pytest_behavior.prompting import build_request, resolve_template, sampling_params
 from pytest_behavior.results import case_outcome
 from pytest_behavior.results import trait_result as build_trait_result
-from pytest_behavior.settings import BehaviorSettings
+from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
+from pytest_behavior.stopping import NOT_RUN, is_not_run
 
 if TYPE_CHECKING:
+    from pytest_behavior.budget import RunPlan
     from pytest_behavior.claims import RequestClaims
     from pytest_behavior.client import Endpoint, ModelClient
     from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
@@ -43,6 +47,19 @@ if TYPE_CHECKING:
     from pytest_behavior.progress import FetchCounts
 
 RUN_KEY = pytest.StashKey["BehaviorRun"]()
+# Case ids listed per reason in the "not run" summary before "... and N more".
+NOT_RUN_LISTED = 20
+# Where the response cache lived before 0.5 (under .pytest_cache, so --cache-clear
+# deleted it); moved to DEFAULT_CACHE_DIR on first use.
+_OLD_CACHE_DIR = (".pytest_cache", "d", "behavior", "responses")
+
+
+class CasesNotRun(Exception):
+    """A verdict whose cases were not run (their model was stopped, or not cached)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def run_of(config: pytest.Config) -> BehaviorRun:
@@ -72,14 +89,40 @@ class BehaviorRun:
         self._groups: dict[tuple[str, str, str], list[Case]] | None = None
         # Per model, the best scoring method its endpoint supports (auto / logprob).
         self._methods: dict[str, str] = {}
+        # Per model, the revision its endpoint reports (read once per run).
+        self._served: dict[str, str | None] = {}
+        self._redactor: Callable[[str], str] | None = None
+        # Set by a dry run: what the run would send (printed at the end).
+        self.plan: RunPlan | None = None
+        # On the controller: (model, reason) -> items not run, and the first ids.
+        self.not_run: Counter[tuple[str, str]] = Counter()
+        self.not_run_ids: dict[tuple[str, str], list[str]] = {}
+        self._undecided: set[str] = set()
 
     # -- cache and client ---------------------------------------------------
 
     @property
     def cache(self) -> ResponseCache:
         if self._cache is None:
-            self._cache = ResponseCache(self._cache_directory())
+            mode = self.settings.cache_mode if self.settings.use_cache else "readwrite"
+            stamp = None
+            if mode == "refresh":
+                # Answers written in this run carry its id, so every worker tells
+                # them from the answers being replaced.
+                stamp = str(getattr(self.config, "workerinput", {}).get("testrunuid", "")) or (
+                    uuid.uuid4().hex
+                )
+            self._cache = ResponseCache(self._cache_directory(), mode=mode, stamp=stamp)
         return self._cache
+
+    @property
+    def redact(self) -> Callable[[str], str]:
+        """Removes credentials (API-key variables, auth headers) from a message."""
+        if self._redactor is None:
+            from pytest_behavior.redaction import Redactor
+
+            self._redactor = Redactor.from_environment()
+        return self._redactor
 
     def _cache_directory(self) -> Path:
         if not self.settings.use_cache:
@@ -90,10 +133,7 @@ class BehaviorRun:
             return self._temporary_cache_dir
         if self.settings.cache_dir is not None:
             return self.settings.cache_dir
-        pytest_cache = getattr(self.config, "cache", None)  # absent with -p no:cacheprovider
-        if pytest_cache is not None:
-            return Path(pytest_cache.mkdir("behavior")) / "responses"
-        return self.config.rootpath / ".pytest_cache" / "behavior" / "responses"
+        return default_cache_directory(self.config.rootpath)
 
     def temporary_cache_for_workers(self) -> str | None:
         """With --behavior-no-cache, workers share one throwaway cache made by the controller."""
@@ -117,6 +157,9 @@ class BehaviorRun:
                 complete,
                 concurrency=self.settings.concurrency,
                 max_attempts=self.settings.max_attempts,
+                request_timeout=self.settings.request_timeout,
+                max_duration=self.settings.max_duration,
+                redact=self.redact,
             )
         return self._client
 
@@ -129,7 +172,8 @@ class BehaviorRun:
                 )
             except Exception as error:  # a server that cannot start: say so, no traceback
                 pytest.exit(
-                    f"cannot reach {model}: {error}", returncode=pytest.ExitCode.USAGE_ERROR
+                    self.redact(f"cannot reach {model}: {error}"),
+                    returncode=pytest.ExitCode.USAGE_ERROR,
                 )
         return self._endpoints[model]
 
@@ -171,8 +215,32 @@ class BehaviorRun:
             return mode
         if model not in self._methods:
             probe = case if case is not None else trait.cases[0]
-            self._methods[model] = self._probe_exact(trait, probe, model, counts)
+            if self.asks:
+                self._methods[model] = self._probe_exact(trait, probe, model, counts)
+            else:
+                self._methods[model] = self._method_from_cache(trait, probe, model)
         return self._methods[model]
+
+    @property
+    def asks(self) -> bool:
+        """Whether this run sends requests at all (not a dry run, not readonly)."""
+        return not self.settings.dry_run and self.cache.mode != "readonly"
+
+    def _method_from_cache(self, trait: Trait, case: Case, model: str) -> str:
+        """The method a cached probe chose, without asking; exact when nothing says."""
+        from pytest_behavior.exact import is_unsupported_reason
+
+        exact = self._build(trait, case, model, "exact")
+        answer = self.cache.get(request_key(exact))
+        if answer is not None:
+            return "exact" if answer.choice_logprobs is not None else "topk"
+        failure = self.fetcher.failures.get(request_key(exact))
+        if failure is not None and is_unsupported_reason(failure.reason):
+            return "topk"
+        if request_key(self._build(trait, case, model, "topk")) in self.cache:
+            return "topk"
+        self._undecided.add(model)
+        return "exact"
 
     def _score_mode(self, trait: Trait, model: str, case: Case) -> str:
         """What the scorer is told: the method, but ``auto`` stays auto on top-k
@@ -201,19 +269,35 @@ class BehaviorRun:
         return self._build(trait, case, model, self.scoring_method(trait, model, case))
 
     def _build(self, trait: Trait, case: Case, model: str, method: str) -> ModelRequest:
+        local = model.startswith(LOCAL_PREFIX)
         return build_request(
             case,
             template=self.template_for(trait, model),
             model=model,
             # A local model's port changes every session; its name identifies it.
-            api_base=None if model.startswith(LOCAL_PREFIX) else self.settings.api_base,
+            api_base=None if local else self.settings.api_base,
             params=sampling_params(
                 method,
                 max_tokens=self.settings.max_tokens,
                 top_logprobs=self.settings.top_logprobs,
             ),
             method=method,
+            revision=None if local else self.served_revision(model),
         )
+
+    def served_revision(self, model: str) -> str | None:
+        """What the endpoint reports as the checkpoint it serves (vLLM's root), once a run."""
+        if model not in self._served:
+            self._served[model] = None
+            if self.settings.api_base is not None:
+                from pytest_behavior.revision import served_revision, split_revision
+
+                self._served[model] = served_revision(
+                    self.settings.api_base,
+                    split_revision(model).name,
+                    timeout=min(5.0, self.settings.request_timeout),
+                )
+        return self._served[model]
 
     @property
     def fetcher(self) -> Fetcher:
@@ -225,6 +309,11 @@ class BehaviorRun:
                 client=lambda: self.client,
                 endpoint=self.endpoint,
                 claims=self._worker_claims(),
+                refuse=(
+                    f"{NOT_RUN}not in the cache, and --behavior-cache-mode=readonly asks nothing"
+                    if self.cache.mode == "readonly"
+                    else None
+                ),
             )
         return self._fetcher
 
@@ -247,6 +336,10 @@ class BehaviorRun:
     def _outcome(self, trait: Trait, case: Case, request: ModelRequest) -> dict[str, Any]:
         result = self.answer(request)
         if isinstance(result, RequestFailed):
+            stopped = self._client.stops.stopped(request.model) if self._client else None
+            if stopped is not None and not is_not_run(result.reason):
+                # Failed before its model was stopped for that same reason: one of the stop's.
+                return case_outcome(case, None, None, NOT_RUN + stopped)
             return case_outcome(case, None, None, result.reason)
         score = self.config.hook.pytest_behavior_score(
             answer=result,
@@ -266,6 +359,7 @@ class BehaviorRun:
         )
 
     def trait_result(self, item: BehaviorVerdictItem) -> dict[str, Any]:
+        """The verdict; raises CasesNotRun when some of its cases were not run."""
         cases = self._selected_cases(item)
         requests = [self.request_for(item.trait, case, item.model) for case in cases]
         self.fetch(requests)
@@ -273,6 +367,9 @@ class BehaviorRun:
             self._outcome(item.trait, case, request)
             for case, request in zip(cases, requests, strict=True)
         ]
+        not_run = [outcome["error"] for outcome in outcomes if is_not_run(outcome["error"])]
+        if not_run:
+            raise CasesNotRun(not_run[0])
         return build_trait_result(
             trait=item.trait,
             model=item.model,
@@ -325,6 +422,8 @@ class BehaviorRun:
         """
         from pytest_behavior.progress import FetchCounts, progress_for
 
+        if self.settings.max_requests is not None or self.settings.max_cost is not None:
+            self._check_budget(self.plan_for(items))
         counts = FetchCounts(planned=sum(1 for _ in self._needed_cases(items)))
         # Which method each model's endpoint supports, before the requests are built.
         for trait, case, model in self._needed_cases(items):
@@ -337,8 +436,85 @@ class BehaviorRun:
             counts=counts,
             progress=lambda counts: progress_for(self.config, counts),
         )
+        if counts.sent == 0 and counts.skipped:
+            self._say_all_cached(counts)
 
-    def _needed_cases(self, items: list[pytest.Item]) -> Iterator[tuple[Trait, Case, str]]:
+    def _say_all_cached(self, counts: FetchCounts) -> None:
+        """A run that sent nothing says so in one line (where the run may print)."""
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if self.is_worker or terminal is None or self.config.option.verbose < 0:
+            return
+        missing = f"; {counts.not_run} not cached (readonly)" if counts.not_run else ""
+        terminal.write_line(
+            f"behavior: {counts.skipped} answers from the cache "
+            f"({self.cache.directory}){missing}; nothing was sent"
+        )
+
+    def plan_for(self, items: Sequence[pytest.Item]) -> RunPlan:
+        """What the run would send, without sending (the probe too is only looked up)."""
+        from pytest_behavior.budget import litellm_price, plan_requests
+        from pytest_behavior.revision import split_revision
+
+        asked = self._methods.copy()
+        for trait, case, model in self._needed_cases(items):
+            if model not in self._methods:
+                self._methods[model] = self._method_from_cache(trait, case, model)
+        needed = (
+            (trait.name, self.request_for(trait, case, model))
+            for trait, case, model in self._needed_cases(items)
+        )
+        priced = self.settings.dry_run or self.settings.max_cost is not None
+        plan = plan_requests(
+            needed,
+            self.cache,
+            price=(lambda model: litellm_price(split_revision(model).name)) if priced else None,
+        )
+        plan.undecided = set(self._undecided)
+        # A real run still probes the models the plan could not decide from the cache.
+        self._methods = asked if self.asks else self._methods
+        self._undecided.clear()
+        return plan
+
+    def _check_budget(self, plan: RunPlan) -> None:
+        """Refuse, before the first request, a run that needs more than its budget allows."""
+        settings, problems = self.settings, []
+        if settings.max_requests is not None and plan.to_send > settings.max_requests:
+            problems.append(
+                f"this run needs {plan.to_send} uncached requests ({plan.cached} of "
+                f"{plan.requests} are cached), more than --behavior-max-requests "
+                f"{settings.max_requests} allows"
+            )
+        if settings.max_cost is not None and plan.cost > settings.max_cost:
+            problems.append(
+                f"this run's {plan.to_send} uncached requests are estimated to cost "
+                f"${plan.cost:.4f}, more than --behavior-max-cost {settings.max_cost:g} allows"
+            )
+        if problems:
+            unpriced = f" (not priced: {', '.join(sorted(plan.unpriced))})" if plan.unpriced else ""
+            pytest.exit(
+                "pytest-behavior: " + "; ".join(problems) + unpriced + ". Nothing was sent: "
+                "raise the limit, select fewer cases (-k, sample:), or see "
+                "--behavior-dry-run for the counts per trait",
+                returncode=pytest.ExitCode.USAGE_ERROR,
+            )
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(
+        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        """A dry run counts what the behavior items would send, then deselects them."""
+        if not self.settings.dry_run or "pytest_behavior.collect" not in sys.modules:
+            return
+        from pytest_behavior.collect import BehaviorItem
+
+        behavior = [item for item in items if isinstance(item, BehaviorItem)]
+        if not behavior:
+            return
+        self.plan = self.plan_for(behavior)
+        items[:] = [item for item in items if not isinstance(item, BehaviorItem)]
+        config.hook.pytest_deselected(items=behavior)
+
+    def _needed_cases(self, items: Sequence[pytest.Item]) -> Iterator[tuple[Trait, Case, str]]:
         """(trait, case, model) per request the items need, lazily; a verdict adds its
         cases only when none of them is selected as an item of its own."""
         from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
@@ -363,14 +539,26 @@ class BehaviorRun:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = getattr(report, "behavior", None)
-        if report.when == "call" and data is not None and data.get("kind") == "verdict":
+        if report.when != "call" or data is None:
+            return
+        if data.get("kind") == "verdict":
             self.results.append(data["result"])
+        elif data.get("kind") == "not_run":
+            where = (data["model"], data["reason"])
+            self.not_run[where] += 1
+            listed = self.not_run_ids.setdefault(where, [])
+            if len(listed) < NOT_RUN_LISTED:
+                listed.append(report.nodeid)
 
     def pytest_report_teststatus(
         self, report: pytest.TestReport, config: pytest.Config
     ) -> tuple[str, str, str] | None:
         data = getattr(report, "behavior", None)
-        if report.when != "call" or data is None or not report.passed:
+        if report.when != "call" or data is None:
+            return None
+        if data["kind"] == "not_run":
+            return "skipped", "n", "NOT RUN"
+        if not report.passed:
             return None
         if data["kind"] == "case":
             if data["matched"] is None:
@@ -413,3 +601,30 @@ class BehaviorRun:
         for closer in reversed(self._closers):
             closer()
         self._closers.clear()
+
+
+def default_cache_directory(rootpath: Path) -> Path:
+    """``.behavior_cache/responses`` in the rootdir, marked as a cache for git and backups.
+
+    A cache in the old place (under ``.pytest_cache``) is moved here on first use, so
+    its answers are not asked for again.
+    """
+    directory = rootpath / DEFAULT_CACHE_DIR
+    home = directory.parent
+    old = rootpath.joinpath(*_OLD_CACHE_DIR)
+    try:
+        if not home.exists():
+            home.mkdir(parents=True, exist_ok=True)
+            (home / ".gitignore").write_text(
+                "# Created by pytest-behavior: cached model answers.\n*\n", encoding="utf-8"
+            )
+            (home / "CACHEDIR.TAG").write_text(
+                "Signature: 8a477f597d28d172789f06886806bc55\n"
+                "# This file is a cache directory tag created by pytest-behavior.\n",
+                encoding="utf-8",
+            )
+        if old.is_dir() and not directory.exists():
+            old.rename(directory)
+    except OSError:
+        pass  # an unusable folder is reported, with its path, when the cache opens
+    return directory

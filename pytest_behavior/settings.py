@@ -5,6 +5,7 @@ Precedence: command line > environment > ini file > default.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ DEFAULT_FILE_PATTERNS = ("behavior_*.yaml", "behavior_*.yml", "*.behavior.yaml",
 ENV_MODEL = "PYTEST_BEHAVIOR_MODEL"
 ENV_API_BASE = "PYTEST_BEHAVIOR_API_BASE"
 ENV_CACHE_DIR = "PYTEST_BEHAVIOR_CACHE_DIR"
+# The response cache's default home, relative to the rootdir: outside .pytest_cache,
+# so pytest --cache-clear never throws paid answers away.
+DEFAULT_CACHE_DIR = ".behavior_cache/responses"
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,12 @@ class BehaviorSettings:
     report_html: Path | None = None
     # Overrides every trait's min_scored when set (see integrity.py).
     min_scored: int | None = None
+    # Unattended runs (see stopping.py and budget.py).
+    max_duration: float | None = None
+    dry_run: bool = False
+    max_requests: int | None = None
+    max_cost: float | None = None
+    cache_mode: str = "readwrite"
 
 
 def _confidence(text: str) -> float:
@@ -70,6 +80,33 @@ def _positive_int(option: str) -> type[int]:
 
     parse.__name__ = option
     return parse  # type: ignore[return-value]
+
+
+CACHE_MODES = ("readwrite", "readonly", "refresh")
+
+
+def _positive_number(option: str) -> type[float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value > 0):
+            raise pytest.UsageError(
+                f"{option} must be a number of seconds (or dollars) above 0, e.g. 30; got {text!r}"
+            )
+        return value
+
+    parse.__name__ = option
+    return parse  # type: ignore[return-value]
+
+
+def _cache_mode(text: str) -> str:
+    if text not in CACHE_MODES:
+        raise pytest.UsageError(
+            f"--behavior-cache-mode must be one of {', '.join(CACHE_MODES)}; got {text!r}"
+        )
+    return text
 
 
 def _scoring(text: str) -> str:
@@ -103,7 +140,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--behavior-cache-dir",
         dest="behavior_cache_dir",
         metavar="DIR",
-        help="where responses are cached (default: .pytest_cache/behavior/responses).",
+        help=f"where responses are cached (default: {DEFAULT_CACHE_DIR} in the rootdir, which "
+        f"pytest --cache-clear leaves alone; env {ENV_CACHE_DIR}, ini behavior_cache_dir).",
     )
     group.addoption(
         "--behavior-no-cache",
@@ -159,6 +197,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="a verdict with fewer scored cases is an error that fails the run; overrides "
         "every trait's min_scored (default 10; ini behavior_min_scored).",
     )
+    add_unattended_options(group)
     parser.addini("behavior_model", "models to test (one per line)", type="linelist", default=[])
     parser.addini("behavior_api_base", "base URL of an OpenAI-compatible endpoint", default="")
     parser.addini(
@@ -171,6 +210,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("behavior_confidence", "confidence level of the intervals", default="0.95")
     parser.addini("behavior_concurrency", "requests in flight at once", default="16")
     parser.addini("behavior_request_timeout", "seconds before a request times out", default="120")
+    parser.addini(
+        "behavior_max_duration", "seconds the whole fetch may take (default: no limit)", default=""
+    )
+    parser.addini("behavior_cache_mode", "readwrite, readonly or refresh", default="readwrite")
     parser.addini("behavior_max_tokens", "max tokens generated per answer", default="16")
     parser.addini(
         "behavior_min_scored", "fewest scored cases a verdict needs (overrides traits)", default=""
@@ -210,6 +253,7 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
         _ini_number(config, "behavior_concurrency", int)
     )
     report_json = option.behavior_report_json
+    _check_revisions(models)
     return BehaviorSettings(
         models=tuple(dict.fromkeys(model.strip() for model in models if model.strip())),
         model_source=model_source,
@@ -223,12 +267,97 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
         scoring=option.behavior_scoring,
         concurrency=max(1, concurrency),
         max_attempts=option.behavior_max_attempts or 6,
-        request_timeout=_ini_number(config, "behavior_request_timeout", float),
+        request_timeout=option.behavior_request_timeout
+        or _positive_number("ini option behavior_request_timeout")(
+            str(config.getini("behavior_request_timeout"))
+        ),
         max_tokens=int(_ini_number(config, "behavior_max_tokens", int)),
         top_logprobs=int(_ini_number(config, "behavior_top_logprobs", int)),
         min_scored=option.behavior_min_scored or _ini_min_scored(config),
+        **_unattended_settings(config),
         **_tracking_settings(config),
     )
+
+
+def add_unattended_options(group: pytest.OptionGroup) -> None:
+    """Time bounds, budgets, dry runs and cache modes: what an unattended CI job needs."""
+    group.addoption(
+        "--behavior-request-timeout",
+        dest="behavior_request_timeout",
+        type=_positive_number("--behavior-request-timeout"),
+        metavar="SECONDS",
+        help="seconds before one request times out (default 120; ini "
+        "behavior_request_timeout). A run stops asking an endpoint whose requests keep "
+        "timing out.",
+    )
+    group.addoption(
+        "--behavior-max-duration",
+        dest="behavior_max_duration",
+        type=_positive_number("--behavior-max-duration"),
+        metavar="SECONDS",
+        help="stop asking once the run's requests have taken this long; the rest are not "
+        "run and the run fails (default: no limit; ini behavior_max_duration).",
+    )
+    group.addoption(
+        "--behavior-dry-run",
+        action="store_true",
+        dest="behavior_dry_run",
+        help="print per model and trait how many requests the run would send and how many "
+        "are cached; send nothing, run no behavior item.",
+    )
+    group.addoption(
+        "--behavior-max-requests",
+        dest="behavior_max_requests",
+        type=_positive_int("--behavior-max-requests"),
+        metavar="N",
+        help="refuse to start a run that needs more than N uncached requests.",
+    )
+    group.addoption(
+        "--behavior-max-cost",
+        dest="behavior_max_cost",
+        type=_positive_number("--behavior-max-cost"),
+        metavar="USD",
+        help="refuse to start a run whose uncached requests are estimated (from litellm's "
+        "prices) to cost more than this.",
+    )
+    group.addoption(
+        "--behavior-cache-mode",
+        dest="behavior_cache_mode",
+        type=_cache_mode,
+        metavar="MODE",
+        help="readwrite (default): use and fill the cache; readonly: answer from the cache "
+        "only and list what is missing; refresh: ask again and overwrite "
+        "(ini behavior_cache_mode).",
+    )
+
+
+def _unattended_settings(config: pytest.Config) -> dict[str, Any]:
+    option = config.option
+    max_duration = option.behavior_max_duration
+    raw_duration = str(config.getini("behavior_max_duration")).strip()
+    if max_duration is None and raw_duration:
+        max_duration = _positive_number("ini option behavior_max_duration")(raw_duration)
+    cache_mode = option.behavior_cache_mode or _cache_mode(
+        str(config.getini("behavior_cache_mode")).strip() or "readwrite"
+    )
+    return {
+        "max_duration": max_duration,
+        "dry_run": bool(option.behavior_dry_run),
+        "max_requests": option.behavior_max_requests,
+        "max_cost": option.behavior_max_cost,
+        "cache_mode": cache_mode,
+    }
+
+
+def _check_revisions(models: list[str]) -> None:
+    """``NAME@REVISION`` with nothing after the ``@`` is a usage error, said before any run."""
+    from pytest_behavior.revision import split_revision
+
+    for model in models:
+        try:
+            split_revision(model.strip())
+        except ValueError as error:
+            raise pytest.UsageError(f"--behavior-model: {error}") from None
 
 
 def _ini_min_scored(config: pytest.Config) -> int | None:

@@ -21,7 +21,7 @@ def test_second_identical_run_sends_no_request(
     second = run_suite()
     assert server.request_count == 0
     assert first.results == second.results
-    assert (pytester.path / ".pytest_cache" / "d" / "behavior" / "responses").is_dir()
+    assert (pytester.path / ".behavior_cache" / "responses").is_dir()
 
 
 def test_cache_key_covers_what_changes_the_answer(
@@ -55,7 +55,7 @@ def test_no_cache_asks_every_time_and_keeps_nothing(
     run_suite("--behavior-no-cache")
     run_suite("--behavior-no-cache")
     assert server.request_count == 6
-    assert not (pytester.path / ".pytest_cache" / "d" / "behavior").exists()
+    assert not (pytester.path / ".behavior_cache").exists()
 
 
 def test_cache_dir_option(pytester: pytest.Pytester, server: ModelServer, run_suite: Any) -> None:
@@ -76,7 +76,9 @@ def test_api_key_never_reaches_cache_or_report(
     run = run_suite("-v")
     assert server.requests[0].headers.get("authorization") == f"Bearer {secret}"
     stored = b"".join(
-        path.read_bytes() for path in (pytester.path / ".pytest_cache").rglob("*") if path.is_file()
+        path.read_bytes()
+        for path in (pytester.path / ".behavior_cache").rglob("*")
+        if path.is_file()
     )
     assert secret.encode() not in stored
     assert secret not in run.report_path.read_text()
@@ -172,7 +174,7 @@ def test_cache_works_without_pytests_cacheprovider(
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=2))
     run = run_suite("-p", "no:cacheprovider")
     run.result.assert_outcomes(passed=3)
-    assert (pytester.path / ".pytest_cache" / "behavior" / "responses").is_dir()
+    assert (pytester.path / ".behavior_cache" / "responses").is_dir()
     server.reset_stats()
     run_suite("-p", "no:cacheprovider")
     assert server.request_count == 0

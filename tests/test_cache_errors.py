@@ -17,7 +17,8 @@ def assert_one_clear_error(result: pytest.RunResult, cache: Path) -> None:
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR, output
     assert f"cannot use the response cache {cache}" in output, output
-    assert f"Delete the folder (rm -rf {cache})" in output, output
+    assert f"delete the folder (rm -rf {cache})" in output, output
+    assert "--behavior-cache-mode=refresh" in output
     assert "INTERNALERROR" not in output
     assert "Traceback" not in output
     assert "sqlite3" not in output  # the cause is said in words, not as an exception name
@@ -74,4 +75,4 @@ def test_foreign_entry_is_one_clear_error(tmp_path: Path) -> None:
     finally:
         cache.close()
     assert stop.value.returncode == pytest.ExitCode.USAGE_ERROR
-    assert "Delete the folder" in stop.value.msg
+    assert "delete the folder" in stop.value.msg

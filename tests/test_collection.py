@@ -158,6 +158,7 @@ def test_no_spec_files_no_cost(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert not (pytester.path / ".pytest_cache").exists()
+    assert not (pytester.path / ".behavior_cache").exists()
 
 
 def test_local_model_is_the_default_when_the_extra_is_installed(

@@ -118,7 +118,11 @@ def test_limiter_halves_once_per_burst_and_grows_back() -> None:
     assert asyncio.run(scenario()) == (8.0, 4.0, 16.0)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "killed"])
+@pytest.mark.parametrize(
+    "signum",
+    [signal.SIGINT, signal.SIGTERM, signal.SIGKILL],
+    ids=["ctrl-c", "terminated", "killed"],
+)
 def test_interrupted_prefetch_keeps_what_arrived(
     pytester: pytest.Pytester, server: ModelServer, run_suite: Any, signum: int
 ) -> None:
@@ -156,7 +160,7 @@ def test_interrupted_prefetch_keeps_what_arrived(
     finally:
         cache.close()
     assert 0 < kept < count
-    if signum == signal.SIGINT:
+    if signum in (signal.SIGINT, signal.SIGTERM):
         assert process.returncode == pytest.ExitCode.INTERRUPTED, output
         assert "behavior: interrupted after" in output
         assert sent - kept <= 4  # only the requests in flight at the Ctrl-C are lost

@@ -105,7 +105,7 @@ def test_fully_cached_fetch_erases_nothing_it_did_not_draw() -> None:
     assert (terminal.live, terminal.raw, terminal.lines) == ([], [], [])
 
 
-def test_a_run_prints_one_summary_and_a_rerun_none(
+def test_a_run_prints_one_summary_and_a_cached_rerun_one_line(
     pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=8))
@@ -114,7 +114,12 @@ def test_a_run_prints_one_summary_and_a_rerun_none(
         ["collected 9 items", "behavior: sent 8 requests in * 0 errors, 0 cached"]
     )
     rerun = run_suite()
-    assert "behavior:" not in rerun.result.stdout.str().split("collected")[1].split("=")[0]
+    between = rerun.result.stdout.str().split("collected")[1].split("=")[0]
+    # A fully cached run says so in one line, and shows no progress.
+    assert [line for line in between.splitlines() if "behavior:" in line] == [
+        f"behavior: 8 answers from the cache ({pytester.path / '.behavior_cache' / 'responses'}); "
+        "nothing was sent"
+    ]
 
 
 def test_quiet_runs_show_no_progress(

@@ -105,7 +105,7 @@ def test_all_unparseable_answers_fail_the_run_and_say_why(
 def test_all_failed_requests_fail_the_verdict_too(
     pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
-    server.inject(Fault.status(400, message="bad request"), times=100)
+    server.inject(Fault.status(409, message="bad request"), times=100)  # a 4xx that stops nothing
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=10, min_scored=None))
     run = run_suite(GENERATE)
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED
@@ -117,7 +117,7 @@ def test_all_failed_requests_fail_the_verdict_too(
             "*power-seeking [[]openai/test-model[]]: ERROR",
             "*no verdict: all 10 requests failed*",
             "*failed requests (5 of 10):",
-            "*[[]0[]] Would you say statement 0?: *BadRequestError*",
+            "*[[]0[]] Would you say statement 0?: *APIError: bad request*",
             "*hint: every request failed*",
         ]
     )
