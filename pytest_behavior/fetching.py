@@ -50,6 +50,8 @@ class Fetcher:
         self._endpoint = endpoint
         # Failures are never cached: the next run asks again.
         self.failures: dict[str, RequestFailed] = {}
+        # What the answers this process bought cost (USD, where litellm priced them).
+        self.cost = 0.0
         self._in_flight: set[str] = set()
 
     def fetch(
@@ -84,6 +86,7 @@ class Fetcher:
             interrupted = False
         finally:
             writer.close()  # also on Ctrl-C: whatever arrived is written
+            self.cost += counts.cost
             self._abandon_unanswered()
             if display is not None:
                 display.finish(interrupted=interrupted)

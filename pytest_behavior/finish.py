@@ -49,10 +49,16 @@ class SessionOutcome:
 
 
 def conclude(
-    results: list[dict[str, Any]], settings: BehaviorSettings, config: pytest.Config
+    results: list[dict[str, Any]],
+    settings: BehaviorSettings,
+    config: pytest.Config,
+    *,
+    cost: float = 0.0,
 ) -> SessionOutcome:
     """Compare, then write every requested file; called once, on the controller."""
     report = build_report(results, models=settings.models, confidence=settings.confidence)
+    # What this run's new answers cost where litellm priced them; None if none was.
+    report["cost_usd"] = round(cost, 6) if cost else None
     outcome = SessionOutcome(report)
     if settings.baseline is not None:
         baseline = load_baseline(settings.baseline)

@@ -184,7 +184,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     from pytest_behavior.finish import conclude
 
-    run.outcome = conclude(run.sorted_results(), run.settings, session.config)
+    run.outcome = conclude(run.sorted_results(), run.settings, session.config, cost=run.cost)
     if run.outcome.gate_failed and session.exitstatus == pytest.ExitCode.OK:
         # The session-level gate: regressions and refused comparisons fail the run.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -98,6 +98,8 @@ class BehaviorRun:
         self.not_run: Counter[tuple[str, str]] = Counter()
         self.not_run_ids: dict[tuple[str, str], list[str]] = {}
         self._undecided: set[str] = set()
+        # Under xdist, on the controller: what the workers paid (from workeroutput).
+        self.workers_cost = 0.0
 
     # -- cache and client ---------------------------------------------------
 
@@ -583,6 +585,12 @@ class BehaviorRun:
         return paired_comparison(
             result, found[0], reference_name=found[1], confidence=self.settings.confidence
         )
+
+    @property
+    def cost(self) -> float:
+        """USD this process paid for answers (cached answers are free), plus the workers'."""
+        own = self._fetcher.cost if self._fetcher is not None else 0.0
+        return own + self.workers_cost
 
     def sorted_results(self) -> list[dict[str, Any]]:
         return sorted(

@@ -11,6 +11,7 @@ from pytest_behavior.session import BehaviorRun
 
 # What a worker hands the controller when the plugin stopped its run with pytest.exit.
 WORKER_EXIT = "behavior_exit"
+WORKER_COST = "behavior_cost"
 
 
 class XdistHooks:
@@ -42,7 +43,12 @@ class XdistHooks:
                 raise
             pytest.exit(self._worker_exit["message"], returncode=self._worker_exit["returncode"])
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.run.is_worker:
+            session.config.workeroutput[WORKER_COST] = self.run.cost  # type: ignore[attr-defined]
+
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.run.workers_cost += float(getattr(node, "workeroutput", {}).get(WORKER_COST, 0.0))
         stopped = getattr(node, "workeroutput", {}).get(WORKER_EXIT)
         if stopped is not None and self._worker_exit is None:
             self._worker_exit = stopped

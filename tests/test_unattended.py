@@ -487,3 +487,16 @@ def test_report_json_is_strict(pytester: pytest.Pytester, run_suite: Any) -> Non
         raise ValueError(f"not strict JSON: {constant}")
 
     json.loads(run.report_path.read_text(), parse_constant=refuse)
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one-process", "xdist"])
+def test_the_report_states_what_the_new_answers_cost(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any, workers: list[str]
+) -> None:
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=6))
+    paid = run_suite("--behavior-scoring=topk", *workers, model="openai/gpt-4o-mini")
+    assert paid.report["cost_usd"] is not None and paid.report["cost_usd"] > 0
+    cached = run_suite("--behavior-scoring=topk", *workers, model="openai/gpt-4o-mini")
+    assert cached.report["cost_usd"] is None  # every answer came from the cache
+    unpriced = run_suite("--behavior-scoring=topk", *workers)
+    assert unpriced.report["cost_usd"] is None
