@@ -57,7 +57,7 @@ def run(server: ModelServer, count: int, *extra: str) -> tuple[float, int, int, 
         started = time.monotonic()
         done = subprocess.run(command, cwd=folder, capture_output=True, text=True, check=False)
         elapsed = time.monotonic() - started
-        stop = re.search(r"behavior: stopped asking [^:]+: (.*)", done.stdout)
+        stop = re.search(r"items not run: (.*)", done.stdout)
         return (
             elapsed,
             server.request_count,
