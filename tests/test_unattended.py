@@ -500,3 +500,17 @@ def test_the_report_states_what_the_new_answers_cost(
     assert cached.report["cost_usd"] is None  # every answer came from the cache
     unpriced = run_suite("--behavior-scoring=topk", *workers)
     assert unpriced.report["cost_usd"] is None
+
+
+def test_a_refused_key_under_xdist_is_one_message_too(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+) -> None:
+    server.inject(Fault.status(401, message="bad key"), times=10_000)
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=200))
+    run = run_suite("--behavior-scoring=topk", "--behavior-concurrency=4", "-n", "2")
+    output = run.result.stdout.str()
+    assert run.result.ret == pytest.ExitCode.TESTS_FAILED, output
+    run.result.assert_outcomes(skipped=201)
+    assert server.request_count <= 2 * 4  # each worker's first wave at most
+    assert "openai/test-model: 201 items not run:" in output
+    assert "refused the credentials" in output
