@@ -511,7 +511,7 @@ def boundary_table(rows: Sequence[Row], base_url: str) -> str:
 @contextlib.contextmanager
 def local_server() -> Iterator[str]:
     """The plugin's own server for the embedded model; yields http://127.0.0.1:PORT."""
-    from pytest_behavior.local_model import LocalModelServer
+    from pytest_behavior.local.model import LocalModelServer
 
     with LocalModelServer(MODEL) as endpoint:
         yield endpoint.api_base.removesuffix("/v1")

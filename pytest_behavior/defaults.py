@@ -31,7 +31,7 @@ def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint:
 
     run = run_of(config)
     if model.startswith(LOCAL_PREFIX):
-        from pytest_behavior.local_model import LocalModelServer
+        from pytest_behavior.local.model import LocalModelServer
 
         server = LocalModelServer(model)
         run.add_closer(server.stop)
@@ -47,7 +47,7 @@ def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint:
 def pytest_behavior_prompt_template(model: str, config: pytest.Config) -> str | None:
     if not model.startswith(LOCAL_PREFIX):
         return None
-    from pytest_behavior.local_model import default_prompt_template
+    from pytest_behavior.local.model import default_prompt_template
 
     return default_prompt_template(model)
 

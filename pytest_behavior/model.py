@@ -16,7 +16,7 @@ from typing import Any
 SCORING_MODES = ("auto", "logprob", "exact", "topk", "generate")
 # How an answer was actually obtained and read: one of these per trait and model.
 SCORING_METHODS = ("exact", "topk", "generate")
-# Models named local/... are served by the embedded runtime (see local_model.py).
+# Models named local/... are served by the embedded runtime (see local/model.py).
 LOCAL_PREFIX = "local/"
 
 

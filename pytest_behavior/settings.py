@@ -375,7 +375,7 @@ def _models(config: pytest.Config) -> tuple[list[str], str]:
         return _env_list(ENV_MODEL), ENV_MODEL
     if config.getini("behavior_model"):
         return list(config.getini("behavior_model")), "ini behavior_model"
-    from pytest_behavior.local_model import DEFAULT_LOCAL_MODEL, local_extra_installed
+    from pytest_behavior.local.model import DEFAULT_LOCAL_MODEL, local_extra_installed
 
     if local_extra_installed():
         return [

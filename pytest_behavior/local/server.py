@@ -1,0 +1,434 @@
+"""OpenAI-compatible HTTP server for a base GGUF model, behind ``--behavior-model=local/...``.
+
+``python -m pytest_behavior.local.server --model PATH --port N`` serves
+``/v1/chat/completions``, ``/v1/completions``, ``/v1/models`` and ``/health``.
+
+Why not ``python -m llama_cpp.server`` (measured, llama-cpp-python 0.3.36, Gemma 3
+270M, 2 cores): its chat endpoint always applies a chat template, while a base
+model needs raw text; it reuses the previous request's KV prefix, so logprobs
+depend on request order (0.008 nats on persona items' first token, 0.3 with
+``echo``); its logprobs need ``logits_all=True`` and sort the 262k vocabulary in
+Python per token: 2 s per 5-token request, against 0.2 s here with
+``numpy.argpartition``; and it needs fastapi and uvicorn.
+
+Every request clears the KV cache and evaluates its prompt from position 0 in the
+same batches, so a prompt gets bit-identical logprobs (with any thread count)
+whatever came before. Decoding is greedy at any temperature: answers must be
+reproducible, and the plugin asks for temperature 0 anyway. Message contents reach
+the model as raw text, joined by a blank line. One request runs at a time: a
+llama.cpp context is not thread-safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import accumulate
+from pathlib import Path
+from typing import Any
+
+import llama_cpp
+import numpy as np
+import numpy.typing as npt
+
+from pytest_behavior.local.echo import EchoedToken, decode_all_positions, echoed_tokens
+
+MAX_TOP_LOGPROBS = 20
+DEFAULT_MAX_TOKENS = 16
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+JsonObject = dict[str, Any]
+
+
+class RequestError(Exception):
+    """A client mistake, answered with HTTP 400 in OpenAI's error format."""
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    text: str
+    raw: bytes
+    logprob: float
+
+
+@dataclass(frozen=True)
+class GeneratedToken:
+    chosen: TokenLogprob
+    top: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    tokens: tuple[GeneratedToken, ...]
+    finish_reason: str
+    prompt_tokens: int
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    prompt: str
+    max_tokens: int
+    stop: tuple[str, ...]
+    top_logprobs: int
+
+
+class ModelRunner:
+    """Raw-text generation with per-token top-k logprobs on one llama.cpp context."""
+
+    def __init__(self, model_path: Path, *, n_ctx: int, n_threads: int) -> None:
+        self._llm = llama_cpp.Llama(
+            model_path=str(model_path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_threads_batch=n_threads,
+            logits_all=False,  # we read the last row ourselves; all rows cost n_ctx x vocab
+            verbose=False,
+        )
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._n_vocab = int(self._llm.n_vocab())
+        self._n_ctx = n_ctx
+        self._pieces: dict[int, bytes] = {}
+        self._lock = threading.Lock()
+
+    def generate(self, request: GenerationRequest) -> Generation:
+        prompt = self._llm.tokenize(request.prompt.encode("utf-8"), add_bos=True, special=False)
+        if len(prompt) + request.max_tokens > self._n_ctx:
+            raise RequestError(f"{len(prompt)} prompt tokens + max_tokens exceed {self._n_ctx}")
+        with self._lock:
+            self._evaluate_from_empty_cache(prompt)
+            return self._decode(request, len(prompt))
+
+    def echo(
+        self, prompt_text: str, *, top: int, max_tokens: int
+    ) -> tuple[list[EchoedToken], Generation]:
+        """Every prompt token's log-probability, then up to ``max_tokens`` generated greedily."""
+        prompt = self._llm.tokenize(prompt_text.encode("utf-8"), add_bos=True, special=False)
+        if len(prompt) + max_tokens > self._n_ctx:
+            raise RequestError(f"{len(prompt)} prompt tokens + max_tokens exceed {self._n_ctx}")
+        bos = int(self._llm.token_bos())
+        with self._lock:
+            self._clear_cache()
+            rows = decode_all_positions(
+                self._llm.ctx, prompt, n_vocab=self._n_vocab, batch_size=int(self._llm.n_batch)
+            )
+            echoed = echoed_tokens(
+                prompt, rows, self._piece, top=top, skip_first=bool(prompt) and prompt[0] == bos
+            )
+            generation = Generation("", (), "length", len(prompt))
+            if max_tokens > 0:
+                # Llama.eval continues from n_tokens: tell it what the cache now holds.
+                self._llm.input_ids[: len(prompt)] = prompt
+                self._llm.n_tokens = len(prompt)
+                request = GenerationRequest(prompt_text, max_tokens, (), top)
+                generation = self._decode(request, len(prompt))
+        return echoed, generation
+
+    def _decode(self, request: GenerationRequest, n_prompt: int) -> Generation:
+        tokens: list[GeneratedToken] = []
+        raw, finish = b"", "length"
+        for _ in range(request.max_tokens):
+            logprobs = self._next_token_logprobs()
+            token = int(np.argmax(logprobs))  # the first of equal maxima: deterministic
+            if llama_cpp.llama_vocab_is_eog(self._vocab, token):
+                finish = "stop"
+                break
+            tokens.append(self._describe(token, logprobs, request.top_logprobs))
+            raw += self._piece(token)
+            if first_stop(raw.decode("utf-8", "replace"), request.stop) is not None:
+                finish = "stop"
+                break
+            self._llm.eval([token])
+        text = raw.decode("utf-8", "replace")
+        return Generation(text[: first_stop(text, request.stop)], tuple(tokens), finish, n_prompt)
+
+    def _evaluate_from_empty_cache(self, prompt: Sequence[int]) -> None:
+        self._clear_cache()
+        self._llm.eval(prompt)
+
+    def _clear_cache(self) -> None:
+        # Clearing the whole memory (not only trimming positions) also resets where
+        # cells land in the cache, which changes the float summation order.
+        llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
+        self._llm.reset()  # type: ignore[no-untyped-call]
+
+    def _next_token_logprobs(self) -> npt.NDArray[np.float64]:
+        pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
+        logits = np.ctypeslib.as_array(pointer, shape=(self._n_vocab,)).astype(np.float64)
+        peak = float(logits.max())
+        return logits - (peak + float(np.log(np.exp(logits - peak).sum())))
+
+    def _describe(self, token: int, logprobs: npt.NDArray[np.float64], k: int) -> GeneratedToken:
+        top = tuple(self._entry(other, logprobs) for other in top_k(logprobs, k))
+        return GeneratedToken(self._entry(token, logprobs), top)
+
+    def _entry(self, token: int, logprobs: npt.NDArray[np.float64]) -> TokenLogprob:
+        raw = self._piece(token)
+        return TokenLogprob(raw.decode("utf-8", "replace"), raw, float(logprobs[token]))
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            buffer = ctypes.create_string_buffer(64)
+            size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, False)
+            if size < 0:  # the piece is longer than the buffer; -size is what it needs
+                buffer = ctypes.create_string_buffer(-size)
+                size = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -size, 0, False)
+            piece = buffer.raw[:size]
+            self._pieces[token] = piece
+        return piece
+
+
+def top_k(logprobs: npt.NDArray[np.float64], k: int) -> list[int]:
+    """The k most likely token ids, best first, ties by id: O(vocab), not a full sort."""
+    if k <= 0:
+        return []
+    candidates = np.argpartition(logprobs, -k)[-k:]
+    order = np.lexsort((candidates, -logprobs[candidates]))
+    return [int(token) for token in candidates[order]]
+
+
+def first_stop(text: str, stops: Sequence[str]) -> int | None:
+    hits = [text.find(stop) for stop in stops if stop and stop in text]
+    return min(hits) if hits else None
+
+
+def parse_generation(body: JsonObject, prompt: str, top_logprobs: int) -> GenerationRequest:
+    if body.get("stream"):
+        raise RequestError("stream=true is not supported by this server")
+    if body.get("n", 1) != 1:
+        raise RequestError("only n=1 is supported")
+    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+    stop = body.get("stop") or ()
+    stops = (stop,) if isinstance(stop, str) else tuple(stop)
+    if not isinstance(max_tokens, int) or max_tokens < 1:
+        raise RequestError("max_tokens must be a positive integer")
+    if not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
+        raise RequestError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}")
+    return GenerationRequest(prompt, max_tokens, tuple(str(s) for s in stops), top_logprobs)
+
+
+def chat_prompt(body: JsonObject) -> str:
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise RequestError("messages must be a non-empty list")
+    return "\n\n".join(message_text(message) for message in messages)
+
+
+def message_text(message: Any) -> str:
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content
+    raise RequestError("each message needs a string content")
+
+
+def chat_completion(runner: ModelRunner, alias: str, body: JsonObject) -> JsonObject:
+    wants_logprobs = bool(body.get("logprobs"))
+    top = int(body.get("top_logprobs") or 0) if wants_logprobs else 0
+    generation = runner.generate(parse_generation(body, chat_prompt(body), top))
+    choice: JsonObject = {
+        "index": 0,
+        "message": {"role": "assistant", "content": generation.text},
+        "logprobs": {"content": [chat_token(t) for t in generation.tokens]}
+        if wants_logprobs
+        else None,
+        "finish_reason": generation.finish_reason,
+    }
+    return envelope("chat.completion", alias, generation, choice)
+
+
+def chat_token(token: GeneratedToken) -> JsonObject:
+    return {**logprob_entry(token.chosen), "top_logprobs": [logprob_entry(t) for t in token.top]}
+
+
+def logprob_entry(token: TokenLogprob) -> JsonObject:
+    return {"token": token.text, "logprob": token.logprob, "bytes": list(token.raw)}
+
+
+def text_completion(runner: ModelRunner, alias: str, body: JsonObject) -> JsonObject:
+    prompt = body.get("prompt")
+    if body.get("echo"):
+        from pytest_behavior.local.echo import echo_completion
+
+        return echo_completion(runner, alias, body)
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise RequestError("prompt must be a string (a list of prompts needs echo=true)")
+    top = body.get("logprobs")
+    generation = runner.generate(parse_generation(body, prompt, int(top or 0)))
+    choice: JsonObject = {
+        "index": 0,
+        "text": generation.text,
+        "logprobs": legacy_logprobs(generation) if top is not None else None,
+        "finish_reason": generation.finish_reason,
+    }
+    return envelope("text_completion", alias, generation, choice)
+
+
+def legacy_logprobs(generation: Generation) -> JsonObject:
+    lengths = [len(t.chosen.text) for t in generation.tokens]
+    return {
+        "tokens": [t.chosen.text for t in generation.tokens],
+        "token_logprobs": [t.chosen.logprob for t in generation.tokens],
+        "top_logprobs": [{o.text: o.logprob for o in t.top} for t in generation.tokens],
+        "text_offset": list(accumulate(lengths, initial=0))[:-1],
+    }
+
+
+def envelope(kind: str, alias: str, generation: Generation, choice: JsonObject) -> JsonObject:
+    prefix = "chatcmpl" if kind == "chat.completion" else "cmpl"
+    prompt, completion = generation.prompt_tokens, len(generation.tokens)
+    return {
+        "id": f"{prefix}-{uuid.uuid4().hex}",
+        "object": kind,
+        "created": int(time.time()),
+        "model": alias,
+        "choices": [choice],
+        "usage": {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        },
+    }
+
+
+Route = Callable[[ModelRunner, str, JsonObject], JsonObject]
+POST_ROUTES: dict[str, Route] = {
+    "/v1/chat/completions": chat_completion,
+    "/v1/completions": text_completion,
+}
+
+
+class ModelHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], runner: ModelRunner, alias: str) -> None:
+        super().__init__(address, ModelRequestHandler)
+        self.runner = runner
+        self.alias = alias
+
+
+class ModelRequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as litellm's HTTP client expects
+    disable_nagle_algorithm = True  # otherwise each response waits ~40 ms for a delayed ACK
+    server: ModelHTTPServer
+
+    def do_GET(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path in ("/health", "/v1/health"):
+            self._send(200, {"status": "ok"})
+        elif path in ("/v1/models", "/models"):
+            model = {"id": self.server.alias, "object": "model", "created": 0, "owned_by": "local"}
+            self._send(200, {"object": "list", "data": [model]})
+        else:
+            self._send(404, error_body(f"no route for GET {path}", "not_found"))
+
+    def do_POST(self) -> None:
+        route = POST_ROUTES.get(self.path.split("?", 1)[0])
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if route is None:
+            self._send(404, error_body(f"no route for POST {self.path}", "not_found"))
+            return
+        try:
+            body = json.loads(raw)
+            if not isinstance(body, dict):
+                raise RequestError("the request body must be a JSON object")
+            self._send(200, route(self.server.runner, self.server.alias, body))
+        except (RequestError, ValueError, TypeError) as exc:
+            self._send(400, error_body(str(exc), "invalid_request_error"))
+        except Exception as exc:  # a server fault must still answer, not drop the connection
+            self.log_error("internal error: %r", exc)
+            self._send(500, error_body(repr(exc), "server_error"))
+
+    def _send(self, status: int, payload: JsonObject) -> None:
+        data = json.dumps(payload).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def error_body(message: str, kind: str) -> JsonObject:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+
+
+def exit_with_parent(parent_pid: int, use_pdeathsig: bool) -> None:
+    """Make this server die with the process that started it, however that one ends."""
+    if use_pdeathsig and sys.platform.startswith("linux"):
+        # Immediate on Linux, but it fires when the starting *thread* ends, so the
+        # parent asks for it only when it starts us from its main thread.
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    threading.Thread(target=_exit_on_stdin_eof, daemon=True).start()
+    threading.Thread(target=_exit_on_reparenting, args=(parent_pid,), daemon=True).start()
+
+
+def _exit_on_stdin_eof() -> None:
+    # The parent holds the write end of our stdin; the kernel closes it when the
+    # parent dies, even by SIGKILL.
+    with contextlib.suppress(OSError, ValueError):
+        while sys.stdin.buffer.read(4096):
+            pass
+    os._exit(0)
+
+
+def _exit_on_reparenting(parent_pid: int) -> None:
+    # Covers a parent whose stdin pipe leaked into a forked child of its own.
+    while os.getppid() == parent_pid:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m pytest_behavior.local.server")
+    parser.add_argument("--model", type=Path, required=True, help="path of the GGUF file")
+    parser.add_argument("--alias", help="model name to report (default: file stem)")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--n-ctx", type=int, default=4096)
+    # Half the cores, at most 4: llama.cpp's threads spin at each barrier, so when
+    # pytest or anything else wants a core, one descheduled thread stalls them all
+    # (on 2 cores: 1 thread 0.18-0.25 s per request, 2 threads 0.3-2.4 s).
+    threads = max(1, min(4, (os.cpu_count() or 2) // 2))
+    parser.add_argument("--threads", type=int, default=threads)
+    parser.add_argument("--ready-file", type=Path, help="write the bound port here when ready")
+    parser.add_argument("--parent-pid", type=int, help="exit when this process ends")
+    parser.add_argument("--pdeathsig", action="store_true", help="also use PR_SET_PDEATHSIG")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.parent_pid is not None:
+        if os.getppid() != args.parent_pid:
+            return 1  # the parent died while we were starting
+        exit_with_parent(args.parent_pid, args.pdeathsig)
+    runner = ModelRunner(args.model, n_ctx=args.n_ctx, n_threads=args.threads)
+    alias = args.alias or args.model.stem
+    # Loopback only: the server has no authentication.
+    server = ModelHTTPServer(("127.0.0.1", args.port), runner, alias)
+    port = server.server_address[1]
+    if args.ready_file is not None:
+        partial = args.ready_file.with_name(args.ready_file.name + ".partial")
+        partial.write_text(str(port), encoding="ascii")
+        os.replace(partial, args.ready_file)  # the parent never reads half a port number
+    print(f"serving {alias} at http://127.0.0.1:{port}/v1", file=sys.stderr, flush=True)
+    with server, contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
