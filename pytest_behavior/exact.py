@@ -54,8 +54,9 @@ class ExactScoringUnsupported(Exception):
 
 
 def is_unsupported_reason(reason: str) -> bool:
-    """Whether a failed request's one-line reason says exact scoring is not available."""
-    return reason.startswith(f"{ExactScoringUnsupported.__name__}: {UNSUPPORTED}")
+    """Whether a failed request's one-line reason says exact scoring is not available
+    (whatever the message of the ExactScoringUnsupported a custom complete hook raised)."""
+    return reason.startswith(f"{ExactScoringUnsupported.__name__}:")
 
 
 def text_completion_model(litellm_model: str) -> str:

@@ -22,12 +22,31 @@ if TYPE_CHECKING:
 def pytest_behavior_load_spec(path: Path, config: pytest.Config) -> SpecFile | None:
     """Read a spec file into a SpecFile; raise SpecError for bad input.
 
-    Example, a JSON flavour of the YAML schema::
+    Called for each file the ``behavior_files`` ini patterns match. Example, a CSV
+    file of cases as one trait (with ``behavior_files = behavior_*.csv``)::
+
+        import csv
+
+        from pytest_behavior.model import SpecFile, Threshold, Trait
+        from pytest_behavior.sources import case_from_mapping
 
         def pytest_behavior_load_spec(path, config):
-            if path.suffix == ".json":
-                from pytest_behavior.spec import parse_spec
-                ...
+            if path.suffix == ".csv":
+                # Columns: question,answer_matching_behavior,answer_not_matching_behavior
+                with path.open(newline="", encoding="utf-8") as file:
+                    rows = list(csv.DictReader(file))
+                cases = tuple(
+                    case_from_mapping(row, index=i, source=path.name, line=i + 2)
+                    for i, row in enumerate(rows)
+                )
+                trait = Trait(
+                    name=path.stem,
+                    threshold=Threshold(max_rate=0.3),
+                    cases=cases,
+                    spec_path=path.name,
+                    line=1,
+                )
+                return SpecFile(path=path, traits=(trait,))
     """
 
 
@@ -38,11 +57,13 @@ def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint | No
     Called only when a request must really be sent (never on a fully cached run).
     Example, route one name to a staging server::
 
+        import os
+
         from pytest_behavior.client import Endpoint
 
         def pytest_behavior_endpoint(model, config):
-            if model == "staging":
-                return Endpoint("openai/my-model", "http://127.0.0.1:9000/v1")
+            if model == "staging":  # --behavior-model=staging
+                return Endpoint("openai/my-model", os.environ["STAGING_API_BASE"])
     """
 
 
@@ -67,15 +88,32 @@ def pytest_behavior_complete(
     Raise litellm's exceptions (or any with ``status_code``) for retries to apply.
     A request with ``continuations`` asks for exact scoring: return
     ``Answer(text="", choice_logprobs=(ChoiceLogprob(text, logprob, tokens), ...))``,
-    one per continuation, or raise ``pytest_behavior.exact.ExactScoringUnsupported``
-    so that ``scoring: logprob`` falls back to top-k (a client that speaks chat only
-    should set ``scoring: topk`` or ``generate`` instead).
-    Example, an in-house client::
+    one per continuation, or raise ``ExactScoringUnsupported("why")`` (both from
+    ``pytest_behavior.exact``) so that ``scoring: auto`` and ``logprob`` fall back to top-k (a client that speaks
+    chat only may set ``scoring: topk`` or ``generate`` instead).
+    Example, an in-house client (here a blocking one, run in a thread) that speaks
+    chat only, to an OpenAI-compatible server::
 
+        import asyncio
+        import json
+        import urllib.request
+
+        from pytest_behavior.exact import ExactScoringUnsupported
         from pytest_behavior.model import Answer
 
+        def ask(api_base, model, messages):
+            body = json.dumps({"model": model, "messages": messages}).encode()
+            headers = {"Content-Type": "application/json"}
+            http_request = urllib.request.Request(f"{api_base}/chat/completions", body, headers)
+            with urllib.request.urlopen(http_request, timeout=60) as response:
+                return json.load(response)["choices"][0]["message"]["content"]
+
         async def pytest_behavior_complete(request, endpoint, config):
-            text = await my_client.ask(request.litellm_messages())
+            if request.continuations:
+                raise ExactScoringUnsupported("my client speaks chat only")
+            model = endpoint.litellm_model.partition("/")[2]  # "openai/x" -> "x"
+            messages = request.litellm_messages()
+            text = await asyncio.to_thread(ask, endpoint.api_base, model, messages)
             return Answer(text=text)
 
     (An ``async def`` hook returns a coroutine, which the plugin awaits.)
@@ -88,7 +126,8 @@ def pytest_behavior_score(
 ) -> Score | None:
     """Turn an answer into a Score (the picked choice, whether it matches, which path decided).
 
-    Example, count refusals as not matching::
+    Example, count refusals as not matching (an exact-scoring answer has no text, so
+    this acts under ``scoring: topk`` or ``generate``)::
 
         from pytest_behavior.model import Score
 
@@ -102,7 +141,9 @@ def pytest_behavior_score(
 def pytest_behavior_report(report: dict[str, Any], config: pytest.Config) -> None:
     """Add fields to the JSON report before it is written (every implementation runs).
 
-    Example::
+    Example, record which checkpoint was tested::
+
+        import os
 
         def pytest_behavior_report(report, config):
             report["checkpoint"] = os.environ.get("CHECKPOINT")
