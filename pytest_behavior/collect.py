@@ -10,6 +10,8 @@ is the one that fails, so a run never drowns in per-case tracebacks.
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,6 +24,49 @@ from pytest_behavior.stopping import NOT_RUN, is_not_run
 
 if TYPE_CHECKING:
     from pytest_behavior.session import BehaviorRun
+
+
+GroupKey = tuple[str, str, str]
+
+
+@dataclass
+class Selection:
+    """What the session's selected behavior items need from the run, as plain values.
+
+    Per verdict (spec file, trait, model) the cases selected as items of their own;
+    a verdict none of whose cases is selected stands for all of them. The run is
+    handed this at collection end (plugin.py) and never walks pytest items itself.
+    """
+
+    items: Sequence[pytest.Item]
+    groups: dict[GroupKey, list[Case]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, items: Sequence[pytest.Item]) -> Selection | None:
+        """The selection of ``items``, or None when none of them is a behavior item."""
+        selection = cls(items)
+        found = False
+        for item in items:
+            if isinstance(item, BehaviorCaseItem):
+                selection.groups.setdefault(item.group, []).append(item.case)
+            found = found or isinstance(item, BehaviorItem)
+        return selection if found else None
+
+    def cases_for(self, item: BehaviorVerdictItem) -> list[Case]:
+        return self.groups.get(item.group) or list(item.trait.cases)
+
+    def needed(self) -> Iterator[tuple[Trait, Case, str]]:
+        """(trait, case, model) per request the items need, lazily, in item order."""
+        for item in self.items:
+            if isinstance(item, BehaviorCaseItem):
+                yield item.trait, item.case, item.model
+            elif isinstance(item, BehaviorVerdictItem) and item.group not in self.groups:
+                for case in item.trait.cases:
+                    yield item.trait, case, item.model
+
+
+def behavior_items(items: Sequence[pytest.Item]) -> list[pytest.Item]:
+    return [item for item in items if isinstance(item, BehaviorItem)]
 
 
 class VerdictFailed(Exception):
@@ -101,7 +146,7 @@ class BehaviorItem(pytest.Item):
         self.behavior_data: dict[str, Any] | None = None
 
     @property
-    def group(self) -> tuple[str, str, str]:
+    def group(self) -> GroupKey:
         """Case items and their verdict share this key."""
         assert self.parent is not None
         return (self.parent.nodeid, self.trait.name, self.model)
@@ -124,7 +169,7 @@ class BehaviorCaseItem(BehaviorItem):
         self.case = case
 
     def runtest(self) -> None:
-        outcome = self._run().case_outcome(self)
+        outcome = self._run().case_outcome(self.trait, self.case, self.model)
         if is_not_run(outcome["error"]):
             self._not_run(outcome["error"])
         self.behavior_data = {"kind": "case", **outcome}
@@ -151,8 +196,10 @@ class BehaviorVerdictItem(BehaviorItem):
         from pytest_behavior.session import CasesNotRun
 
         run = self._run()
+        selection = run.selection
+        cases = selection.cases_for(self) if selection is not None else list(self.trait.cases)
         try:
-            result = run.trait_result(self)
+            result = run.trait_result(self.trait, self.model, cases, self.position)
         except CasesNotRun as not_run:
             self._not_run(not_run.reason)
         self.behavior_data = {"kind": "verdict", "result": result}

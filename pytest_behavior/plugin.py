@@ -66,7 +66,7 @@ def _check_local_models(models: tuple[str, ...]) -> None:
     local = [model for model in models if model.startswith(LOCAL_PREFIX)]
     if not local:
         return
-    from pytest_behavior.local_model import LocalModelUnavailable, check_local_model
+    from pytest_behavior.local.model import LocalModelUnavailable, check_local_model
 
     for model in local:
         try:
@@ -105,12 +105,39 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSp
     return BehaviorSpecFile.from_parent(parent, path=file_path)
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """A dry run counts what the selected behavior items would send, then deselects them."""
+    from pytest_behavior.session import run_of
+
+    run = run_of(config)
+    if not run.settings.dry_run or not config.stash.get(_SPECS_SEEN_KEY, False):
+        return
+    from pytest_behavior.collect import Selection, behavior_items
+
+    selection = Selection.of(items)
+    if selection is None:
+        return
+    run.plan = run.plan_for(selection.needed)
+    deselected = behavior_items(items)
+    dropped = {id(item) for item in deselected}
+    items[:] = [item for item in items if id(item) not in dropped]
+    config.hook.pytest_deselected(items=deselected)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
+    # The one signal that spec files were collected: a session without them never
+    # imports collect.py nor scans its items.
     if not session.config.stash.get(_SPECS_SEEN_KEY, False):
         return
-    from pytest_behavior.collect import BehaviorItem
+    from pytest_behavior.collect import Selection
+    from pytest_behavior.session import run_of
 
-    if any(isinstance(item, BehaviorItem) for item in session.items):
+    selection = Selection.of(session.items)
+    if selection is not None:
+        run_of(session.config).selection = selection
         # Cases and items live all session: keep the cyclic collector off them.
         gc.freeze()
         session.config.stash[_FROZE_KEY] = True

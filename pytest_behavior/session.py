@@ -11,7 +11,6 @@ test reports and renders them.
 from __future__ import annotations
 
 import shutil
-import sys
 import tempfile
 import uuid
 from collections import Counter
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from pytest_behavior.budget import RunPlan
     from pytest_behavior.claims import RequestClaims
     from pytest_behavior.client import Endpoint, ModelClient
-    from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
+    from pytest_behavior.collect import Selection
     from pytest_behavior.fetching import Fetcher
     from pytest_behavior.finish import SessionOutcome
     from pytest_behavior.progress import FetchCounts
@@ -86,7 +85,8 @@ class BehaviorRun:
         self._model_templates: dict[str, str | None] = {}
         self._closers: list[Callable[[], None]] = []
         self._fetcher: Fetcher | None = None
-        self._groups: dict[tuple[str, str, str], list[Case]] | None = None
+        # What the selected items need (collect.Selection); None: no spec was collected.
+        self.selection: Selection | None = None
         # Per model, the best scoring method its endpoint supports (auto / logprob).
         self._methods: dict[str, str] = {}
         # Per model, the revision its endpoint reports (read once per run).
@@ -354,68 +354,46 @@ class BehaviorRun:
 
     # -- what items call ---------------------------------------------------
 
-    def case_outcome(self, item: BehaviorCaseItem) -> dict[str, Any]:
-        # The prefetch sent this item's request (or another worker did: answer() waits).
-        return self._outcome(
-            item.trait, item.case, self.request_for(item.trait, item.case, item.model)
-        )
+    def case_outcome(self, trait: Trait, case: Case, model: str) -> dict[str, Any]:
+        # The prefetch sent this case's request (or another worker did: answer() waits).
+        return self._outcome(trait, case, self.request_for(trait, case, model))
 
-    def trait_result(self, item: BehaviorVerdictItem) -> dict[str, Any]:
-        """The verdict; raises CasesNotRun when some of its cases were not run."""
-        cases = self._selected_cases(item)
-        requests = [self.request_for(item.trait, case, item.model) for case in cases]
+    def trait_result(
+        self, trait: Trait, model: str, cases: Sequence[Case], position: tuple[int, int]
+    ) -> dict[str, Any]:
+        """The verdict over ``cases``; raises CasesNotRun when some of them were not run."""
+        requests = [self.request_for(trait, case, model) for case in cases]
         self.fetch(requests)
         outcomes = [
-            self._outcome(item.trait, case, request)
+            self._outcome(trait, case, request)
             for case, request in zip(cases, requests, strict=True)
         ]
         not_run = [outcome["error"] for outcome in outcomes if is_not_run(outcome["error"])]
         if not_run:
             raise CasesNotRun(not_run[0])
         return build_trait_result(
-            trait=item.trait,
-            model=item.model,
+            trait=trait,
+            model=model,
             outcomes=outcomes,
             confidence=self.settings.confidence,
-            scoring=self._scoring_mode(item.trait),
-            template=self.template_for(item.trait, item.model),
-            position=item.position,
+            scoring=self._scoring_mode(trait),
+            template=self.template_for(trait, model),
+            position=position,
         )
-
-    def _selected_cases(self, item: BehaviorVerdictItem) -> list[Case]:
-        """The cases of this trait that the session selected; all of them when none was."""
-        return self._groups_by_key(item.session).get(item.group) or list(item.trait.cases)
-
-    def _groups_by_key(self, session: pytest.Session) -> dict[tuple[str, str, str], list[Case]]:
-        if self._groups is None:
-            from pytest_behavior.collect import BehaviorCaseItem
-
-            self._groups = {}
-            for selected in session.items:
-                if isinstance(selected, BehaviorCaseItem):
-                    self._groups.setdefault(selected.group, []).append(selected.case)
-        return self._groups
 
     # -- hooks ---------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
-        # No spec file was collected unless collect.py was imported: a session
-        # without specs pays for neither that import nor a scan of its items.
+        # ``selection`` is set at collection_finish when behavior items were selected
+        # (plugin.py): a session without specs never scans its items.
         # With collection errors pytest stops before the first item: send nothing then.
         stopping = session.testsfailed and not session.config.option.continue_on_collection_errors
-        if (
-            "pytest_behavior.collect" in sys.modules
-            and not session.config.option.collectonly
-            and not stopping
-        ):
-            from pytest_behavior.collect import BehaviorItem
-
-            if any(isinstance(item, BehaviorItem) for item in session.items):
-                self._prefetch(session.items)
+        if self.selection is not None and not session.config.option.collectonly and not stopping:
+            self._prefetch(self.selection.needed)
         return (yield)
 
-    def _prefetch(self, items: list[pytest.Item]) -> None:
+    def _prefetch(self, needed: Callable[[], Iterator[tuple[Trait, Case, str]]]) -> None:
         """Send every request the selected items need, before the first item runs.
 
         Under xdist every worker walks the same requests and sends those it
@@ -425,16 +403,16 @@ class BehaviorRun:
         from pytest_behavior.progress import FetchCounts, progress_for
 
         if self.settings.max_requests is not None or self.settings.max_cost is not None:
-            self._check_budget(self.plan_for(items))
-        counts = FetchCounts(planned=sum(1 for _ in self._needed_cases(items)))
+            self._check_budget(self.plan_for(needed))
+        counts = FetchCounts(planned=sum(1 for _ in needed()))
         # Which method each model's endpoint supports, before the requests are built.
-        for trait, case, model in self._needed_cases(items):
+        for trait, case, model in needed():
             if model not in self._methods:
                 self.scoring_method(trait, model, case, counts)
             if len(self._methods) == len(self.settings.models):
                 break
         self.fetcher.fetch(
-            (self.request_for(*needed) for needed in self._needed_cases(items)),
+            (self.request_for(*one) for one in needed()),
             counts=counts,
             progress=lambda counts: progress_for(self.config, counts),
         )
@@ -452,22 +430,21 @@ class BehaviorRun:
             f"({self.cache.directory}){missing}; nothing was sent"
         )
 
-    def plan_for(self, items: Sequence[pytest.Item]) -> RunPlan:
+    def plan_for(self, needed: Callable[[], Iterator[tuple[Trait, Case, str]]]) -> RunPlan:
         """What the run would send, without sending (the probe too is only looked up)."""
         from pytest_behavior.budget import litellm_price, plan_requests
         from pytest_behavior.revision import split_revision
 
         asked = self._methods.copy()
-        for trait, case, model in self._needed_cases(items):
+        for trait, case, model in needed():
             if model not in self._methods:
                 self._methods[model] = self._method_from_cache(trait, case, model)
-        needed = (
-            (trait.name, self.request_for(trait, case, model))
-            for trait, case, model in self._needed_cases(items)
+        requests = (
+            (trait.name, self.request_for(trait, case, model)) for trait, case, model in needed()
         )
         priced = self.settings.dry_run or self.settings.max_cost is not None
         plan = plan_requests(
-            needed,
+            requests,
             self.cache,
             price=(lambda model: litellm_price(split_revision(model).name)) if priced else None,
         )
@@ -499,35 +476,6 @@ class BehaviorRun:
                 "--behavior-dry-run for the counts per trait",
                 returncode=pytest.ExitCode.USAGE_ERROR,
             )
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(
-        self, session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
-    ) -> None:
-        """A dry run counts what the behavior items would send, then deselects them."""
-        if not self.settings.dry_run or "pytest_behavior.collect" not in sys.modules:
-            return
-        from pytest_behavior.collect import BehaviorItem
-
-        behavior = [item for item in items if isinstance(item, BehaviorItem)]
-        if not behavior:
-            return
-        self.plan = self.plan_for(behavior)
-        items[:] = [item for item in items if not isinstance(item, BehaviorItem)]
-        config.hook.pytest_deselected(items=behavior)
-
-    def _needed_cases(self, items: Sequence[pytest.Item]) -> Iterator[tuple[Trait, Case, str]]:
-        """(trait, case, model) per request the items need, lazily; a verdict adds its
-        cases only when none of them is selected as an item of its own."""
-        from pytest_behavior.collect import BehaviorCaseItem, BehaviorVerdictItem
-
-        groups = self._groups_by_key(items[0].session)
-        for item in items:
-            if isinstance(item, BehaviorCaseItem):
-                yield item.trait, item.case, item.model
-            elif isinstance(item, BehaviorVerdictItem) and item.group not in groups:
-                for case in self._selected_cases(item):
-                    yield item.trait, case, item.model
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
