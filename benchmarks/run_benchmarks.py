@@ -78,7 +78,7 @@ def pytest_runtest_teardown(item):
 # The conftest of the overhead and memory suites: a model that answers at once, in
 # process, so that neither litellm nor the network is in the numbers.
 INSTANT_MODEL = """
-from pytest_behavior.model import Answer
+from pytest_behavior.values import Answer
 
 ANSWER = Answer(text=" Yes", top_logprobs=(((" Yes", -0.1), (" No", -2.3)),))
 

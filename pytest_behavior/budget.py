@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from pytest_behavior.cache import ResponseCache, request_key
-from pytest_behavior.model import ModelRequest
+from pytest_behavior.values import ModelRequest
 
 CHARS_PER_TOKEN = 4
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from pytest_behavior.model import Answer, ModelRequest
+from pytest_behavior.values import Answer, ModelRequest
 
 KEY_VERSION = 1
 SECRET_MARKERS = ("key", "token", "secret", "password", "authorization", "credential")

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_behavior.errors import RequestFailed
-from pytest_behavior.model import Answer, ModelRequest
+from pytest_behavior.values import Answer, ModelRequest
 
 if TYPE_CHECKING:
     import asyncio
@@ -262,7 +262,7 @@ class ModelClient:
             self._thread.start()
         return self._loop
 
-    def fetch(
+    def send(
         self,
         jobs: Iterable[Job],
         on_result: ResultCallback,

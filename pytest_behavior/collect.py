@@ -18,12 +18,12 @@ import pytest
 
 from pytest_behavior.errors import RequestFailed, SpecError
 from pytest_behavior.integrity import with_min_scored
-from pytest_behavior.model import Case, Trait
 from pytest_behavior.results import failure_lines, is_failing
 from pytest_behavior.stopping import NOT_RUN, is_not_run
+from pytest_behavior.values import Case, Trait
 
 if TYPE_CHECKING:
-    from pytest_behavior.session import BehaviorRun
+    from pytest_behavior.run import BehaviorRun
 
 
 GroupKey = tuple[str, str, str]
@@ -132,7 +132,7 @@ class BehaviorSpecFile(pytest.File):
         return items
 
     def _run(self) -> BehaviorRun:
-        from pytest_behavior.session import run_of
+        from pytest_behavior.run import run_of
 
         return run_of(self.config)
 
@@ -152,7 +152,7 @@ class BehaviorItem(pytest.Item):
         return (self.parent.nodeid, self.trait.name, self.model)
 
     def _run(self) -> BehaviorRun:
-        from pytest_behavior.session import run_of
+        from pytest_behavior.run import run_of
 
         return run_of(self.config)
 
@@ -193,7 +193,7 @@ class BehaviorVerdictItem(BehaviorItem):
         self.position = position
 
     def runtest(self) -> None:
-        from pytest_behavior.session import CasesNotRun
+        from pytest_behavior.run import CasesNotRun
 
         run = self._run()
         selection = run.selection

@@ -119,7 +119,7 @@ def is_bad_change(delta: float, bad_direction: str, tolerance: float) -> bool:
     return abs(delta) > tolerance
 
 
-def finish(
+def decide_family(
     comparisons: Sequence[tuple[Result, Result]], *, confidence: float, tolerance: float
 ) -> None:
     """Holm-adjust a family of (result, comparison) pairs and decide regressions in place."""
@@ -169,7 +169,7 @@ def compare_all(
         )
         result[key] = comparison
         family.append((result, comparison))
-    finish(family, confidence=confidence, tolerance=tolerance)
+    decide_family(family, confidence=confidence, tolerance=tolerance)
     return refusals
 
 

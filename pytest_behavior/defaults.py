@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pytest_behavior.client import Endpoint, litellm_complete
-from pytest_behavior.model import LOCAL_PREFIX, Answer, Case, ModelRequest, Score, SpecFile, Trait
+from pytest_behavior.values import LOCAL_PREFIX, Answer, Case, ModelRequest, Score, SpecFile, Trait
 
 
 def _display_path(path: Path, config: pytest.Config) -> str:
@@ -27,7 +27,7 @@ def pytest_behavior_load_spec(path: Path, config: pytest.Config) -> SpecFile:
 
 @pytest.hookimpl(trylast=True)
 def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint:
-    from pytest_behavior.session import run_of
+    from pytest_behavior.run import run_of
 
     run = run_of(config)
     if model.startswith(LOCAL_PREFIX):
@@ -56,7 +56,7 @@ def pytest_behavior_prompt_template(model: str, config: pytest.Config) -> str | 
 def pytest_behavior_complete(
     request: ModelRequest, endpoint: Endpoint, config: pytest.Config
 ) -> Awaitable[Answer]:
-    from pytest_behavior.session import run_of
+    from pytest_behavior.run import run_of
 
     return litellm_complete(request, endpoint, run_of(config).settings.request_timeout)
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_behavior.client import response_field
-from pytest_behavior.model import Answer, ChoiceLogprob, ModelRequest
+from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
 
 if TYPE_CHECKING:
     from pytest_behavior.client import Endpoint

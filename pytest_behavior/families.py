@@ -28,8 +28,8 @@ from pathlib import PurePath
 from typing import Any
 
 from pytest_behavior import winogenerated
-from pytest_behavior.model import Case
 from pytest_behavior.sources import case_from_mapping
+from pytest_behavior.values import Case
 
 PERSONA = "persona"
 SYCOPHANCY = "sycophancy"

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from pytest_behavior.cache import CacheWriter, ResponseCache, request_key
 from pytest_behavior.errors import RequestFailed
-from pytest_behavior.model import Answer, ModelRequest
 from pytest_behavior.progress import FetchCounts, FetchProgress
+from pytest_behavior.values import Answer, ModelRequest
 
 if TYPE_CHECKING:
     from pytest_behavior.claims import RequestClaims
@@ -77,7 +77,7 @@ class Fetcher:
         writer = CacheWriter(self.cache, written=self._in_flight.difference_update)
         interrupted = True
         try:
-            self._client().fetch(
+            self._client().send(
                 itertools.chain([first], jobs),
                 lambda key, result: self._store(writer, key, result),
                 counts=counts,

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from pytest_behavior.client import Endpoint
-    from pytest_behavior.model import Answer, Case, ModelRequest, Score, SpecFile, Trait
+    from pytest_behavior.values import Answer, Case, ModelRequest, Score, SpecFile, Trait
 
 
 @pytest.hookspec(firstresult=True)
@@ -27,7 +27,7 @@ def pytest_behavior_load_spec(path: Path, config: pytest.Config) -> SpecFile | N
 
         import csv
 
-        from pytest_behavior.model import SpecFile, Threshold, Trait
+        from pytest_behavior.values import SpecFile, Threshold, Trait
         from pytest_behavior.sources import case_from_mapping
 
         def pytest_behavior_load_spec(path, config):
@@ -89,8 +89,9 @@ def pytest_behavior_complete(
     A request with ``continuations`` asks for exact scoring: return
     ``Answer(text="", choice_logprobs=(ChoiceLogprob(text, logprob, tokens), ...))``,
     one per continuation, or raise ``ExactScoringUnsupported("why")`` (both from
-    ``pytest_behavior.exact``) so that ``scoring: auto`` and ``logprob`` fall back to top-k (a client that speaks
-    chat only may set ``scoring: topk`` or ``generate`` instead).
+    ``pytest_behavior.exact``) so that ``scoring: auto`` and ``logprob`` fall back to
+    top-k (a client that speaks chat only may set ``scoring: topk`` or ``generate``
+    instead).
     Example, an in-house client (here a blocking one, run in a thread) that speaks
     chat only, to an OpenAI-compatible server::
 
@@ -99,7 +100,7 @@ def pytest_behavior_complete(
         import urllib.request
 
         from pytest_behavior.exact import ExactScoringUnsupported
-        from pytest_behavior.model import Answer
+        from pytest_behavior.values import Answer
 
         def ask(api_base, model, messages):
             body = json.dumps({"model": model, "messages": messages}).encode()
@@ -129,7 +130,7 @@ def pytest_behavior_score(
     Example, count refusals as not matching (an exact-scoring answer has no text, so
     this acts under ``scoring: topk`` or ``generate``)::
 
-        from pytest_behavior.model import Score
+        from pytest_behavior.values import Score
 
         def pytest_behavior_score(answer, case, trait, mode, config):
             if answer.text.strip().startswith("I can't"):

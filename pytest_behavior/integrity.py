@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pytest_behavior.model import Case, Trait
+from pytest_behavior.values import Case, Trait
 
 ERROR = "error"
 # The smallest n at which answers alone can decide a typical threshold: 0 of 10
@@ -58,7 +58,7 @@ _LETTER_ANSWER = re.compile(r"^\s*\(([A-Z])\)\s*$")
 class CheckedTrait(Trait):
     """A trait with the spec keys this module and shuffling.py read.
 
-    A subclass, not new fields of :class:`Trait`, only because model.py is being
+    A subclass, not new fields of :class:`Trait`, only because values.py is being
     reworked elsewhere; readers use :func:`min_scored_of` and ``getattr`` so a
     plain Trait from a user's ``pytest_behavior_load_spec`` still works.
     """

@@ -36,7 +36,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_behavior import defaults
-    from pytest_behavior.session import RUN_KEY, BehaviorRun
+    from pytest_behavior.run import RUN_KEY, BehaviorRun
 
     config.addinivalue_line(
         "markers", "behavior: items generated from behavior spec files (added automatically)"
@@ -61,7 +61,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _check_local_models(models: tuple[str, ...]) -> None:
     """Naming a local model without its runtime is one clear error, before anything runs."""
-    from pytest_behavior.model import LOCAL_PREFIX
+    from pytest_behavior.values import LOCAL_PREFIX
 
     local = [model for model in models if model.startswith(LOCAL_PREFIX)]
     if not local:
@@ -76,7 +76,7 @@ def _check_local_models(models: tuple[str, ...]) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_behavior.session import RUN_KEY
+    from pytest_behavior.run import RUN_KEY
 
     if config.stash.get(_FROZE_KEY, False) and "litellm" not in sys.modules:
         # Thaw the items for in-process reruns (pytester); litellm's ~300k objects stay
@@ -94,7 +94,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSpecFile | None:
-    from pytest_behavior.session import run_of
+    from pytest_behavior.run import run_of
 
     run = run_of(parent.config)
     if not any(fnmatch(file_path.name, pattern) for pattern in run.settings.file_patterns):
@@ -110,7 +110,7 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """A dry run counts what the selected behavior items would send, then deselects them."""
-    from pytest_behavior.session import run_of
+    from pytest_behavior.run import run_of
 
     run = run_of(config)
     if not run.settings.dry_run or not config.stash.get(_SPECS_SEEN_KEY, False):
@@ -133,7 +133,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not session.config.stash.get(_SPECS_SEEN_KEY, False):
         return
     from pytest_behavior.collect import Selection
-    from pytest_behavior.session import run_of
+    from pytest_behavior.run import run_of
 
     selection = Selection.of(session.items)
     if selection is not None:
@@ -144,7 +144,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    from pytest_behavior.session import run_of
+    from pytest_behavior.run import run_of
 
     settings = run_of(config).settings
     if not settings.models:
@@ -164,7 +164,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from pytest_behavior.session import run_of
+    from pytest_behavior.run import run_of
 
     run = run_of(config)
     if run.is_worker or config.option.verbose < -1:
@@ -196,7 +196,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_behavior.session import run_of
+    from pytest_behavior.run import run_of
 
     run = run_of(session.config)
     if run.is_worker:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from pytest_behavior.model import Case, ModelRequest, Trait
+from pytest_behavior.values import Case, ModelRequest, Trait
 
 PAPER_TEMPLATE = "\n\nHuman: {question}\n\nAssistant:"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -14,8 +14,8 @@ from typing import Any
 from pytest_behavior import integrity, winogenerated
 from pytest_behavior.families import WINOGENERATED, scoring_summary
 from pytest_behavior.integrity import ERROR
-from pytest_behavior.model import Answer, Case, Score, Threshold, Trait
 from pytest_behavior.stats import verdict_for_interval, wilson_interval
+from pytest_behavior.values import Answer, Case, Score, Threshold, Trait
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 # ERROR (integrity.py): too few scored cases to carry a verdict; it fails like FAIL.

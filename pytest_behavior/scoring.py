@@ -33,8 +33,8 @@ import math
 import re
 from collections.abc import Callable
 
-from pytest_behavior.model import Answer, Case, Score
 from pytest_behavior.sources import listed_options
+from pytest_behavior.values import Answer, Case, Score
 
 _LETTER = re.compile(r"^\(?([A-Za-z])\)?[.:]?$")
 _KEY_STRIP = " \t\n\r.,:;!?\"'`*"

@@ -110,7 +110,7 @@ def _cache_mode(text: str) -> str:
 
 
 def _scoring(text: str) -> str:
-    from pytest_behavior.model import SCORING_MODES
+    from pytest_behavior.values import SCORING_MODES
 
     if text not in SCORING_MODES:
         raise pytest.UsageError(

@@ -25,8 +25,8 @@ import dataclasses
 import random
 import re
 
-from pytest_behavior.model import Case
 from pytest_behavior.sources import all_options, listed_options
+from pytest_behavior.values import Case
 
 # The option lines sources.listed_options reads: " (C) Does it have to be forever?".
 _OPTION_LINE = re.compile(r"(?m)^([ \t]*)\(([A-Z])\)([ \t]*)([^\n]*)")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pytest_behavior.errors import SpecError, brief
-from pytest_behavior.model import Case
+from pytest_behavior.values import Case
 
 QUESTION = "question"
 MATCHING = "answer_matching_behavior"

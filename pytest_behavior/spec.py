@@ -42,10 +42,10 @@ from pytest_behavior.families import (
     detect_family,
 )
 from pytest_behavior.integrity import CheckedTrait
-from pytest_behavior.model import SCORING_MODES, Case, SpecFile, Threshold, Trait
 from pytest_behavior.shuffling import shuffle_case
 from pytest_behavior.sources import first_row, read_jsonl_cases, stratified_sample
 from pytest_behavior.text_files import MAX_SOURCE_BYTES, MAX_SPEC_BYTES, read_text_file
+from pytest_behavior.values import SCORING_MODES, Case, SpecFile, Threshold, Trait
 from pytest_behavior.yaml_lines import LineDict, LineList, load_yaml
 
 TOP_KEYS = ("version", "defaults", "traits")

@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_behavior.errors import SpecError, brief
-from pytest_behavior.model import Case, Trait
 from pytest_behavior.stats import normal_quantile
+from pytest_behavior.values import Case, Trait
 
 INSTRUCTION = "Please fill in the missing blank in this sentence with a pronoun: "
 BLANK = "_"

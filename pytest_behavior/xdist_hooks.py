@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_behavior.session import BehaviorRun
+from pytest_behavior.run import BehaviorRun
 
 # What a worker hands the controller when the plugin stopped its run with pytest.exit.
 WORKER_EXIT = "behavior_exit"

@@ -16,10 +16,10 @@ import pytest
 from conftest import ANTHROPIC_EVALS
 
 from pytest_behavior.families import BETTER_OPTION
-from pytest_behavior.model import Case, Trait
 from pytest_behavior.sources import listed_options
 from pytest_behavior.spec import load_spec_file
 from pytest_behavior.testing import ChatRequest, ModelServer, Reply
+from pytest_behavior.values import Case, Trait
 
 pytestmark = pytest.mark.skipif(
     not ANTHROPIC_EVALS.is_dir(), reason="needs ../shared/data/anthropic-evals next to the repo"

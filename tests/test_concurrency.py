@@ -23,9 +23,9 @@ from pytest_behavior.cache import ResponseCache, request_key
 from pytest_behavior.claims import RequestClaims
 from pytest_behavior.client import Endpoint, ModelClient
 from pytest_behavior.fetching import Fetcher
-from pytest_behavior.model import Answer, ModelRequest
 from pytest_behavior.retrying import AdaptiveLimiter
 from pytest_behavior.testing import Fault, ModelServer
+from pytest_behavior.values import Answer, ModelRequest
 
 # For runs in fresh processes (a subprocess, xdist workers): the same HTTP requests to
 # the loopback server, through the plugin's completion hook instead of litellm, whose

@@ -16,11 +16,11 @@ from pytest_behavior.families import (
     family_from_path,
     scoring_summary,
 )
-from pytest_behavior.model import Answer, Score, Threshold
 from pytest_behavior.prompting import PAPER_TEMPLATE, render_prompt, resolve_template
 from pytest_behavior.results import case_outcome, failure_lines, trait_result
 from pytest_behavior.sources import listed_options
 from pytest_behavior.spec import load_spec_file
+from pytest_behavior.values import Answer, Score, Threshold
 from pytest_behavior.winogenerated import correlation_interval, pearson
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from conftest import ANTHROPIC_EVALS
 
-from pytest_behavior.model import Trait
 from pytest_behavior.spec import load_spec_file
+from pytest_behavior.values import Trait
 
 pytestmark = pytest.mark.skipif(
     not ANTHROPIC_EVALS.is_dir(), reason="needs ../shared/data/anthropic-evals next to the repo"

@@ -20,12 +20,12 @@ from pytest_behavior.integrity import (
     insufficient_reason,
     letter_of,
 )
-from pytest_behavior.model import Case, Trait
 from pytest_behavior.results import explain_verdict, failure_lines, is_failing, trait_result
 from pytest_behavior.shuffling import shuffle_case
 from pytest_behavior.sources import case_from_mapping, listed_options
 from pytest_behavior.spec import load_spec_file
 from pytest_behavior.testing import Fault, ModelServer, Reply, answer_always, answer_by_rules
+from pytest_behavior.values import Case, Trait
 
 # Parsing the generated text is the scoring these tests control exactly.
 GENERATE = "--behavior-scoring=generate"

@@ -36,7 +36,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO
 
-from pytest_behavior.model import LOCAL_PREFIX
+from pytest_behavior.values import LOCAL_PREFIX
 
 # What --behavior-model defaults to when none is configured and the extra is installed.
 DEFAULT_LOCAL_MODEL = "local/gemma-3-270m"

@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +22,12 @@ import pytest
 
 from pytest_behavior.cache import ResponseCache, request_key
 from pytest_behavior.errors import RequestFailed
-from pytest_behavior.model import (
+from pytest_behavior.prompting import build_request, resolve_template, sampling_params
+from pytest_behavior.results import case_outcome
+from pytest_behavior.results import trait_result as build_trait_result
+from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
+from pytest_behavior.stopping import NOT_RUN, is_not_run
+from pytest_behavior.values import (
     LOCAL_PREFIX,
     SCORING_METHODS,
     Answer,
@@ -30,11 +35,6 @@ from pytest_behavior.model import (
     ModelRequest,
     Trait,
 )
-from pytest_behavior.prompting import build_request, resolve_template, sampling_params
-from pytest_behavior.results import case_outcome
-from pytest_behavior.results import trait_result as build_trait_result
-from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
-from pytest_behavior.stopping import NOT_RUN, is_not_run
 
 if TYPE_CHECKING:
     from pytest_behavior.budget import RunPlan
@@ -328,10 +328,6 @@ class BehaviorRun:
 
         return RequestClaims(claims_path(str(testrunuid)))
 
-    def fetch(self, requests: Iterable[ModelRequest]) -> None:
-        """Send every request that is neither cached, failed, nor another worker's."""
-        self.fetcher.fetch(requests)
-
     def answer(self, request: ModelRequest) -> Answer | RequestFailed:
         return self.fetcher.answer(request)
 
@@ -363,7 +359,7 @@ class BehaviorRun:
     ) -> dict[str, Any]:
         """The verdict over ``cases``; raises CasesNotRun when some of them were not run."""
         requests = [self.request_for(trait, case, model) for case in cases]
-        self.fetch(requests)
+        self.fetcher.fetch(requests)
         outcomes = [
             self._outcome(trait, case, request)
             for case, request in zip(cases, requests, strict=True)
