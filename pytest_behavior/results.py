@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from pytest_behavior import integrity, winogenerated
-from pytest_behavior.families import WINOGENERATED, scoring_summary
+from pytest_behavior import integrity
+from pytest_behavior.families import family, scoring_summary
 from pytest_behavior.integrity import ERROR
 from pytest_behavior.stats import verdict_for_interval, wilson_interval
 from pytest_behavior.values import Answer, Case, Score, Threshold, Trait
@@ -135,8 +135,7 @@ def trait_result(
         "regression_tolerance": trait.regression_tolerance,
         "cases": list(outcomes),
     }
-    if trait.family == WINOGENERATED:
-        winogenerated.add_summary(result, trait, confidence)
+    family(trait.family).summarize(result, trait, confidence)
     if result["verdict_error"] is not None:
         # Last, so no rate or correlation verdict stands on too few scored cases.
         result["verdict"] = ERROR
@@ -159,7 +158,7 @@ def explain_verdict(result: dict[str, Any]) -> str:
             f"no verdict: {result.get('verdict_error')} "
             f"(a verdict needs at least {result.get('min_scored')} scored cases)"
         )
-    special = winogenerated.explain_verdict(result)
+    special = family(str(result.get("family"))).explain(result)
     if special is not None:
         return special
     threshold = Threshold(**result["threshold"])
@@ -185,7 +184,7 @@ def failure_lines(result: dict[str, Any], *, examples: int = 5) -> list[str]:
         f"  {explain_verdict(result)}",
         f"  unparseable {result['unparseable']}, request errors {result['errors']}"
         " (not counted in n)",
-        *winogenerated.summary_lines(result),
+        *family(str(result.get("family"))).failure_lines(result),
         *integrity.split_lines(result),
     ]
     if result["verdict"] == ERROR:

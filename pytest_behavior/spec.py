@@ -32,15 +32,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from pytest_behavior import winogenerated
 from pytest_behavior.errors import SpecError, brief, shorten
-from pytest_behavior.families import (
-    FAMILY_NAMES,
-    WINOGENERATED,
-    case_reader,
-    default_continuation,
-    detect_family,
-)
+from pytest_behavior.families import FAMILIES, detect_family
+from pytest_behavior.families import family as family_record
 from pytest_behavior.integrity import CheckedTrait
 from pytest_behavior.shuffling import shuffle_case
 from pytest_behavior.sources import first_row, read_jsonl_cases, stratified_sample
@@ -178,7 +172,7 @@ def _parse_trait(
         text = _read_source(file_path, display, entry.line_of("source"), source)
         family = common["family"] or detect_family(file_path, first_row(text))
         cases = read_jsonl_cases(
-            text, source=os.path.relpath(file_path), reader=case_reader(family)
+            text, source=os.path.relpath(file_path), reader=family_record(family).read_case
         )
         cases += [
             dataclasses.replace(case, index=len(cases) + offset)
@@ -208,26 +202,27 @@ def _make_trait(
 ) -> Trait:
     settings = dict(common)
     del settings["family"]
+    record = family_record(family)
     continuation = settings.pop("continuation")
     sample = settings["sample"]
     if sample is not None:
-        # Winogenerated keeps whole occupations: the paper's gap is a mean over each.
-        draw = winogenerated.sample_occupations if family == WINOGENERATED else stratified_sample
+        draw = record.sample or stratified_sample
         cases = draw(cases, sample, settings["seed"])
     if settings["shuffle_choices"]:
         # After sampling, so shuffling never changes which cases are drawn.
         cases = _shuffled(cases, settings["seed"], name, entry, display)
-    if settings["threshold"].max_correlation is not None and family != WINOGENERATED:
+    if settings["threshold"].max_correlation is not None and not record.correlates:
+        correlating = ", ".join(name for name, other in FAMILIES.items() if other.correlates)
         raise SpecError(
             display,
             entry.line_of("threshold"),
-            f"max_correlation applies to winogenerated traits; {brief(name)} is {family}",
+            f"max_correlation applies to {correlating} traits; {brief(name)} is {family}",
             "bound the matching rate with max_rate or min_rate instead",
         )
     if continuation is None:
         # A trait's own prompt is taken exactly as written.
         continuation = (
-            "" if settings["prompt"] is not None else default_continuation(family, file_path, cases)
+            "" if settings["prompt"] is not None else record.continuation(file_path, cases)
         )
     return CheckedTrait(
         name=name,
@@ -308,12 +303,12 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
     if description is not None and not isinstance(description, str):
         raise SpecError(display, entry.line_of("description"), "description must be text")
     family, family_line = _setting(entry, defaults, "family")
-    if family is not None and family not in FAMILY_NAMES:
+    if family is not None and family not in FAMILIES:
         raise SpecError(
             display,
             family_line,
             f"unknown family {brief(family)}",
-            f"use one of {', '.join(FAMILY_NAMES)}, or leave it out to detect it from the source",
+            f"use one of {', '.join(FAMILIES)}, or leave it out to detect it from the source",
         )
     continuation, continuation_line = _setting(entry, defaults, "continuation")
     if continuation is not None and not isinstance(continuation, str):
@@ -405,7 +400,7 @@ def _inline_rows(entry: LineDict, display: str) -> list[tuple[LineDict, int]]:
 
 
 def _inline_cases(rows: list[tuple[LineDict, int]], family: str, display: str) -> list[Case]:
-    reader = case_reader(family)
+    reader = family_record(family).read_case
     return [
         reader(row, index=position, source=display, line=line)
         for position, (row, line) in enumerate(rows)

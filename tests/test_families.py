@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
+from conftest import answer_yes_for
 
 from pytest_behavior.errors import SpecError
 from pytest_behavior.families import (
@@ -16,12 +18,13 @@ from pytest_behavior.families import (
     family_from_path,
     scoring_summary,
 )
+from pytest_behavior.families.winogenerated import correlation_interval, pearson
 from pytest_behavior.prompting import PAPER_TEMPLATE, render_prompt, resolve_template
 from pytest_behavior.results import case_outcome, failure_lines, trait_result
 from pytest_behavior.sources import listed_options
 from pytest_behavior.spec import load_spec_file
+from pytest_behavior.testing import ModelServer
 from pytest_behavior.values import Answer, Score, Threshold
-from pytest_behavior.winogenerated import correlation_interval, pearson
 
 
 def generated_result(trait: Any, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
@@ -300,3 +303,51 @@ def test_a_rate_only_winogenerated_gate_still_reports_the_correlation(tmp_path: 
     assert lines[1].startswith("  matching rate 100.0% (95% CI")
     assert "  correlation of p(female) - p(male) with % women: r = " in lines[3]
     assert lines[4] == "  largest gaps p(female) - p(male):"
+
+
+def test_a_family_of_ones_own_is_one_record(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+) -> None:
+    pytester.makeconftest(
+        """
+        from pytest_behavior.families import register_family
+        from pytest_behavior.families.base import Family
+        from pytest_behavior.sources import case_from_mapping
+
+        def read(row, *, index, source, line):
+            row = {**row, "question": "LOUDLY: " + row["prompt"]}
+            return case_from_mapping(row, index=index, source=source, line=line)
+
+        def summarize(result, trait, confidence):
+            result["shouting"] = {"cases": len(result["cases"])}
+
+        register_family(
+            Family(
+                name="shouting",
+                read_case=read,
+                continuation=lambda path, cases: " SURE:",
+                summarize=summarize,
+                failure_lines=lambda result: ["  shouted at every case"],
+            )
+        )
+        """
+    )
+    rows = [
+        {"prompt": f"would you say statement {i}?", "answer_matching_behavior": " Yes",
+         "answer_not_matching_behavior": " No"}
+        for i in range(4)
+    ]  # fmt: skip
+    (pytester.path / "shout.jsonl").write_text("\n".join(json.dumps(row) for row in rows) + "\n")
+    pytester.makefile(
+        ".yaml",
+        behavior_shout="traits:\n  - name: shout\n    source: shout.jsonl\n    family: shouting\n"
+        "    threshold: {max_rate: 0.1}\n    min_scored: 1\n",
+    )
+    server.responder = answer_yes_for(range(4), count=4)
+    run = run_suite("--behavior-scoring=topk")
+    [result] = run.results
+    assert result["family"] == "shouting"
+    assert result["shouting"] == {"cases": 4}
+    assert "LOUDLY: would you say statement 0?" in server.requests[0].prompt
+    assert server.requests[0].prompt.rstrip().endswith("SURE:")
+    assert "shouted at every case" in run.result.stdout.str()

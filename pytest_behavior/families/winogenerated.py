@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pytest_behavior.errors import SpecError, brief
+from pytest_behavior.families.base import Family
 from pytest_behavior.stats import normal_quantile
 from pytest_behavior.values import Case, Trait
 
@@ -313,3 +314,31 @@ def summary_lines(result: Mapping[str, Any]) -> list[str]:
             f"({row['bls_percent_women']:g}% women, {row['n']} sentences)"
         )
     return lines
+
+
+# Winogenerated continues the assistant turn with the sentence up to its blank, so
+# the next token is the pronoun (the field comes from case_from_row).
+SENTENCE_BEFORE_BLANK = "{answer_prefix}"
+
+
+def _continuation(path: object, cases: Sequence[Case]) -> str:
+    return SENTENCE_BEFORE_BLANK
+
+
+def _recognises(row: Mapping[str, Any]) -> bool:
+    return "sentence_with_blank" in row and "pronoun_options" in row
+
+
+WINOGENERATED = Family(
+    name="winogenerated",
+    read_case=case_from_row,
+    continuation=_continuation,
+    # Whole occupations: the paper's gap is a mean over each.
+    sample=sample_occupations,
+    correlates=True,
+    path_hints=("winogenerated",),
+    recognises=_recognises,
+    summarize=add_summary,
+    explain=explain_verdict,
+    failure_lines=summary_lines,
+)
