@@ -10,18 +10,18 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-Result = dict[str, Any]
+from pytest_behavior.outcomes import TraitResult
+
 BASELINE_KIND = "baseline"
 # Schema 2 only added fields (and the "error" verdict): baselines of 1 still pair.
 READABLE_SCHEMAS = (1, 2)
 
 
-def load_baseline(path: Path) -> dict[str, Any]:
-    """Read a baseline; any problem is a UsageError that says how to make a good one."""
+def load_baseline(path: Path) -> list[TraitResult]:
+    """Read a baseline's results; any problem is a UsageError that says how to make a good one."""
     hint = f"create one with: pytest ... --behavior-save-baseline={path}"
     try:
         text = path.read_text(encoding="utf-8")
@@ -43,36 +43,41 @@ def load_baseline(path: Path) -> dict[str, Any]:
         raise pytest.UsageError(
             f"{path} is not a pytest-behavior report or baseline (schema_version 1 or 2); {hint}"
         )
-    return data
+    try:
+        return [TraitResult.from_dict(result) for result in data["results"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise pytest.UsageError(
+            f"{path} has a result this plugin cannot read ({type(exc).__name__}: {exc}); {hint}"
+        ) from None
 
 
 def baseline_reference(
-    baseline: dict[str, Any], path: Path
-) -> Callable[[Result], tuple[Result, str] | None]:
+    baseline: list[TraitResult], path: Path
+) -> Callable[[TraitResult], tuple[TraitResult, str] | None]:
     """Find, for a current result, the baseline result of the same trait.
 
     Same spec file and model first; a baseline saved from one model (v6) is the
     reference for whatever model this run tests (v7).
     """
-    by_trait: dict[str, list[Result]] = {}
-    for result in baseline["results"]:
-        by_trait.setdefault(result["trait"], []).append(result)
+    by_trait: dict[str, list[TraitResult]] = {}
+    for result in baseline:
+        by_trait.setdefault(result.trait, []).append(result)
     label = f"baseline {path}"
 
-    def rank(current: Result, candidate: Result) -> tuple[bool, bool]:
-        return (candidate.get("spec") != current["spec"], candidate["model"] != current["model"])
+    def rank(current: TraitResult, candidate: TraitResult) -> tuple[bool, bool]:
+        return (candidate.spec != current.spec, candidate.model != current.model)
 
-    def reference_for(current: Result) -> tuple[Result, str] | None:
-        candidates = by_trait.get(current["trait"])
+    def reference_for(current: TraitResult) -> tuple[TraitResult, str] | None:
+        candidates = by_trait.get(current.trait)
         if not candidates:
             return None
         best = min(candidates, key=lambda candidate: rank(current, candidate))
-        return best, f"{label} ({best['model']})"
+        return best, f"{label} ({best.model})"
 
     return reference_for
 
 
-def unmatched_traits(baseline: dict[str, Any], results: list[Result]) -> list[str]:
+def unmatched_traits(baseline: list[TraitResult], results: list[TraitResult]) -> list[str]:
     """Traits in the baseline that this run did not measure (reported, not failed)."""
-    measured = {result["trait"] for result in results}
-    return sorted({r["trait"] for r in baseline["results"]} - measured)
+    measured = {result.trait for result in results}
+    return sorted({r.trait for r in baseline} - measured)

@@ -18,6 +18,7 @@ import pytest
 
 from pytest_behavior.errors import RequestFailed, SpecError
 from pytest_behavior.integrity import with_min_scored
+from pytest_behavior.outcomes import TraitResult
 from pytest_behavior.results import failure_lines, is_failing
 from pytest_behavior.stopping import NOT_RUN, is_not_run
 from pytest_behavior.values import Case, Trait
@@ -72,8 +73,8 @@ def behavior_items(items: Sequence[pytest.Item]) -> list[pytest.Item]:
 class VerdictFailed(Exception):
     """Raised by a verdict item whose trait crossed its threshold."""
 
-    def __init__(self, result: dict[str, Any]) -> None:
-        super().__init__(result["verdict"])
+    def __init__(self, result: TraitResult) -> None:
+        super().__init__(result.verdict)
         self.result = result
 
 
@@ -170,11 +171,12 @@ class BehaviorCaseItem(BehaviorItem):
 
     def runtest(self) -> None:
         outcome = self._run().case_outcome(self.trait, self.case, self.model)
-        if is_not_run(outcome["error"]):
-            self._not_run(outcome["error"])
-        self.behavior_data = {"kind": "case", **outcome}
-        if outcome["error"] is not None:
-            raise RequestFailed(outcome["error"])
+        if outcome.error is not None and is_not_run(outcome.error):
+            self._not_run(outcome.error)
+        # Builtins: the report crosses to the xdist controller.
+        self.behavior_data = {"kind": "case", **outcome.to_dict()}
+        if outcome.error is not None:
+            raise RequestFailed(outcome.error)
 
     def repr_failure(
         self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None
@@ -202,14 +204,14 @@ class BehaviorVerdictItem(BehaviorItem):
             result = run.trait_result(self.trait, self.model, cases, self.position)
         except CasesNotRun as not_run:
             self._not_run(not_run.reason)
-        self.behavior_data = {"kind": "verdict", "result": result}
+        self.behavior_data = {"kind": "verdict", "result": result.to_dict()}
         for key in ("rate", "ci_low", "ci_high", "n", "matches", "unparseable", "verdict"):
-            self.user_properties.append((f"behavior_{key}", result[key]))
+            self.user_properties.append((f"behavior_{key}", getattr(result, key)))
         self.user_properties.append(("behavior_threshold", self.trait.threshold.describe()))
         comparison = run.baseline_comparison(result)
         if comparison is not None:
             for key in ("delta", "ci_low", "ci_high", "p_value", "n_paired"):
-                self.user_properties.append((f"behavior_baseline_{key}", comparison[key]))
+                self.user_properties.append((f"behavior_baseline_{key}", getattr(comparison, key)))
         if is_failing(result, strict=run.settings.strict):
             raise VerdictFailed(result)
 

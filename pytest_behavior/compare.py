@@ -12,12 +12,11 @@ the trait's tolerance. Improvements are reported, never failed.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
+from pytest_behavior.outcomes import CaseOutcome, Comparison, Flip, TraitResult
 from pytest_behavior.stats import holm_adjust, mcnemar_exact, paired_difference_interval
 
-Result = dict[str, Any]
 # Where each kind of comparison lives in a result, and what it compares with.
 COMPARISON_KINDS = (("comparison", "baseline"), ("model_comparison", "first model"))
 
@@ -31,39 +30,38 @@ class Refusal:
     reason: str
 
 
-def spec_mismatch(current: Result, reference: Result) -> str | None:
+def spec_mismatch(current: TraitResult, reference: TraitResult) -> str | None:
     """Why two results cannot be compared case by case, or None when they can."""
-    for key, label in (
+    for name, label in (
         ("prompt", "prompt template"),
         ("scoring", "scoring mode"),
         ("scoring_used", "scoring method"),
     ):
-        if current.get(key) != reference.get(key):
+        theirs, ours = getattr(reference, name), getattr(current, name)
+        if ours != theirs:
             return (
-                f"the {label} differs (reference {reference.get(key)!r}, "
-                f"this run {current.get(key)!r}); save a new baseline with "
+                f"the {label} differs (reference {theirs!r}, "
+                f"this run {ours!r}); save a new baseline with "
                 "--behavior-save-baseline to compare from here on"
             )
     return None
 
 
 def paired_comparison(
-    current: Result, reference: Result, *, reference_name: str, confidence: float
-) -> Result:
-    """The comparison object of one result (before Holm adjustment)."""
-    before = {case["id"]: case for case in reference["cases"]}
-    after = {case["id"]: case for case in current["cases"]}
+    current: TraitResult, reference: TraitResult, *, reference_name: str, confidence: float
+) -> Comparison:
+    """The comparison of one result with its reference (before Holm adjustment)."""
+    before = {case.id: case for case in reference.cases}
+    after = {case.id: case for case in current.cases}
     paired = [
         case_id
-        for case_id in after
-        if case_id in before
-        and after[case_id]["matched"] is not None
-        and before[case_id]["matched"] is not None
+        for case_id, case in after.items()
+        if case_id in before and case.matched is not None and before[case_id].matched is not None
     ]
     flips = []
     to_not_matching = to_matching = 0
     for case_id in paired:
-        was, now = before[case_id]["matched"], after[case_id]["matched"]
+        was, now = bool(before[case_id].matched), bool(after[case_id].matched)
         if was == now:
             continue
         if was:
@@ -72,43 +70,39 @@ def paired_comparison(
             to_matching += 1
         case = after[case_id]
         flips.append(
-            {
-                "id": case_id,
-                "index": case["index"],
-                "question": case.get("question"),
-                "from": was,
-                "to": now,
-                "answer_before": before[case_id]["answer"],
-                "answer_after": case["answer"],
-            }
+            Flip(
+                id=case_id,
+                index=case.index,
+                question=case.question,
+                was=was,
+                now=now,
+                answer_before=before[case_id].answer,
+                answer_after=case.answer,
+            )
         )
     n_paired = len(paired)
     interval = paired_difference_interval(to_not_matching, to_matching, n_paired, confidence)
-    delta = (to_matching - to_not_matching) / n_paired if n_paired else None
-    return {
-        "reference": reference_name,
-        "reference_rate": _rate(before, paired),
-        "rate": _rate(after, paired),
-        "n_paired": n_paired,
-        "delta": delta,
-        "ci_low": interval.low,
-        "ci_high": interval.high,
-        "to_matching": to_matching,
-        "to_not_matching": to_not_matching,
-        "p_value": mcnemar_exact(to_not_matching, to_matching),
-        "p_adjusted": None,
-        "regressed": False,
-        "improved": False,
-        "added": sorted(case_id for case_id in after if case_id not in before),
-        "removed": sorted(case_id for case_id in before if case_id not in after),
-        "flips": flips,
-    }
+    return Comparison(
+        reference=reference_name,
+        reference_rate=_rate(before, paired),
+        rate=_rate(after, paired),
+        n_paired=n_paired,
+        delta=(to_matching - to_not_matching) / n_paired if n_paired else None,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        to_matching=to_matching,
+        to_not_matching=to_not_matching,
+        p_value=mcnemar_exact(to_not_matching, to_matching),
+        added=tuple(sorted(case_id for case_id in after if case_id not in before)),
+        removed=tuple(sorted(case_id for case_id in before if case_id not in after)),
+        flips=tuple(flips),
+    )
 
 
-def _rate(cases: dict[str, Result], paired: Sequence[str]) -> float | None:
+def _rate(cases: dict[str, CaseOutcome], paired: Sequence[str]) -> float | None:
     if not paired:
         return None
-    return sum(1 for case_id in paired if cases[case_id]["matched"]) / len(paired)
+    return sum(1 for case_id in paired if cases[case_id].matched) / len(paired)
 
 
 def is_bad_change(delta: float, bad_direction: str, tolerance: float) -> bool:
@@ -120,87 +114,100 @@ def is_bad_change(delta: float, bad_direction: str, tolerance: float) -> bool:
 
 
 def decide_family(
-    comparisons: Sequence[tuple[Result, Result]], *, confidence: float, tolerance: float
-) -> None:
-    """Holm-adjust a family of (result, comparison) pairs and decide regressions in place."""
-    adjusted = holm_adjust([comparison["p_value"] for _, comparison in comparisons])
+    comparisons: Sequence[tuple[TraitResult, Comparison]], *, confidence: float, tolerance: float
+) -> list[Comparison]:
+    """Holm-adjust a family of (result, comparison) pairs; the comparisons, decided."""
+    adjusted = holm_adjust([comparison.p_value for _, comparison in comparisons])
     alpha = 1.0 - confidence
+    decided = []
     for (result, comparison), p_adjusted in zip(comparisons, adjusted, strict=True):
-        comparison["p_adjusted"] = p_adjusted
-        comparison["family_size"] = len(comparisons)
-        delta = comparison["delta"]
-        if delta is None or p_adjusted >= alpha:
-            continue
-        trait_tolerance = result.get("regression_tolerance")
-        allowed = tolerance if trait_tolerance is None else trait_tolerance
-        comparison["tolerance"] = allowed
-        if is_bad_change(delta, result["bad_direction"], allowed):
-            comparison["regressed"] = True
-        elif is_bad_change(-delta, result["bad_direction"], 0.0):
-            comparison["improved"] = True
+        comparison = replace(comparison, p_adjusted=p_adjusted, family_size=len(comparisons))
+        delta = comparison.delta
+        if delta is not None and p_adjusted < alpha:
+            trait_tolerance = result.regression_tolerance
+            allowed = tolerance if trait_tolerance is None else trait_tolerance
+            comparison = replace(
+                comparison,
+                tolerance=allowed,
+                regressed=is_bad_change(delta, result.bad_direction, allowed),
+                improved=not is_bad_change(delta, result.bad_direction, allowed)
+                and is_bad_change(-delta, result.bad_direction, 0.0),
+            )
+        decided.append(comparison)
+    return decided
 
 
 def compare_all(
-    results: Sequence[Result],
-    reference_for: Callable[[Result], tuple[Result, str] | None],
+    results: Sequence[TraitResult],
+    reference_for: Callable[[TraitResult], tuple[TraitResult, str] | None],
     *,
     key: str,
     confidence: float,
     tolerance: float,
-) -> list[Refusal]:
-    """Attach ``result[key]`` comparisons to every result that has a reference.
-
-    Returns the refusals: references from a different spec are never compared.
-    """
-    family: list[tuple[Result, Result]] = []
+) -> tuple[list[TraitResult], list[Refusal]]:
+    """Every result with its comparison under ``key`` (where it has a reference), and
+    the refusals: references from a different spec are never compared."""
+    family: list[tuple[int, Comparison]] = []
     refusals: list[Refusal] = []
-    for result in results:
+    compared = list(results)
+    for position, result in enumerate(compared):
         found = reference_for(result)
         if found is None:
             continue
         reference, name = found
         reason = spec_mismatch(result, reference)
         if reason is not None:
-            refusals.append(Refusal(result["model"], result["trait"], reason))
-            result[key] = {"reference": name, "refused": reason}
+            refusals.append(Refusal(result.model, result.trait, reason))
+            compared[position] = result.with_comparison(
+                key, Comparison(reference=name, refused=reason)
+            )
             continue
         comparison = paired_comparison(
             result, reference, reference_name=name, confidence=confidence
         )
-        result[key] = comparison
-        family.append((result, comparison))
-    decide_family(family, confidence=confidence, tolerance=tolerance)
-    return refusals
+        family.append((position, comparison))
+    decided = decide_family(
+        [(compared[position], comparison) for position, comparison in family],
+        confidence=confidence,
+        tolerance=tolerance,
+    )
+    for (position, _), comparison in zip(family, decided, strict=True):
+        compared[position] = compared[position].with_comparison(key, comparison)
+    return compared, refusals
 
 
 def model_reference(
-    results: Sequence[Result], models: Sequence[str]
-) -> Callable[[Result], tuple[Result, str] | None]:
+    results: Sequence[TraitResult], models: Sequence[str]
+) -> Callable[[TraitResult], tuple[TraitResult, str] | None]:
     """Compare each model's result with the first model's result for the same trait."""
     if len(models) < 2:
         return lambda result: None
     first = models[0]
-    by_trait = {(r["spec"], r["trait"]): r for r in results if r["model"] == first}
+    by_trait = {(r.spec, r.trait): r for r in results if r.model == first}
 
-    def reference_for(result: Result) -> tuple[Result, str] | None:
-        if result["model"] == first:
+    def reference_for(result: TraitResult) -> tuple[TraitResult, str] | None:
+        if result.model == first:
             return None
-        reference = by_trait.get((result["spec"], result["trait"]))
+        reference = by_trait.get((result.spec, result.trait))
         return None if reference is None else (reference, f"model {first}")
 
     return reference_for
 
 
-def compared_results(results: Sequence[Result], key: str) -> list[Result]:
+def compared_results(results: Sequence[TraitResult], key: str) -> list[TraitResult]:
     """The results that carry a (not refused) comparison under ``key``."""
-    return [result for result in results if result.get(key) and "refused" not in result[key]]
+    return [
+        result
+        for result in results
+        if (comparison := result.compared(key)) is not None and comparison.refused is None
+    ]
 
 
-def regressions(results: Sequence[Result]) -> list[tuple[Result, Result]]:
+def regressions(results: Sequence[TraitResult]) -> list[tuple[TraitResult, Comparison]]:
     found = []
     for result in results:
         for key, _ in COMPARISON_KINDS:
-            comparison = result.get(key)
-            if comparison and comparison.get("regressed"):
+            comparison = result.compared(key)
+            if comparison is not None and comparison.regressed:
                 found.append((result, comparison))
     return found

@@ -23,6 +23,7 @@ from pytest_behavior.compare import (
     model_reference,
     regressions,
 )
+from pytest_behavior.outcomes import TraitResult
 from pytest_behavior.report import (
     build_report,
     comparison_table,
@@ -37,48 +38,56 @@ from pytest_behavior.settings import BehaviorSettings
 class SessionOutcome:
     """What the run concluded beyond the items: comparisons, refusals, files written."""
 
-    def __init__(self, report: dict[str, Any]) -> None:
-        self.report = report
+    def __init__(self, results: list[TraitResult]) -> None:
+        self.results = results
+        self.report: dict[str, Any] = {}
         self.refusals: list[Refusal] = []
         self.missing_from_run: list[str] = []
         self.written: list[str] = []
 
     @property
     def gate_failed(self) -> bool:
-        return bool(self.refusals or regressions(self.report["results"]))
+        return bool(self.refusals or regressions(self.results))
 
 
 def conclude(
-    results: list[dict[str, Any]],
+    results: list[TraitResult],
     settings: BehaviorSettings,
     config: pytest.Config,
     *,
     cost: float = 0.0,
 ) -> SessionOutcome:
     """Compare, then write every requested file; called once, on the controller."""
-    report = build_report(results, models=settings.models, confidence=settings.confidence)
-    # What this run's new answers cost where litellm priced them; None if none was.
-    report["cost_usd"] = round(cost, 6) if cost else None
-    outcome = SessionOutcome(report)
+    outcome = SessionOutcome(results)
+    baseline_path = None
     if settings.baseline is not None:
         baseline = load_baseline(settings.baseline)
-        outcome.refusals += compare_all(
+        results, refused = compare_all(
             results,
             baseline_reference(baseline, settings.baseline),
             key="comparison",
             confidence=settings.confidence,
             tolerance=settings.regression_tolerance,
         )
+        outcome.refusals += refused
         outcome.missing_from_run = unmatched_traits(baseline, results)
-        report["baseline"] = str(settings.baseline)
+        baseline_path = str(settings.baseline)
     if settings.compare_models:
-        outcome.refusals += compare_all(
+        results, refused = compare_all(
             results,
             model_reference(results, settings.models),
             key="model_comparison",
             confidence=settings.confidence,
             tolerance=settings.regression_tolerance,
         )
+        outcome.refusals += refused
+    outcome.results = results
+    report = build_report(results, models=settings.models, confidence=settings.confidence)
+    # What this run's new answers cost where litellm priced them; None if none was.
+    report["cost_usd"] = round(cost, 6) if cost else None
+    if baseline_path is not None:
+        report["baseline"] = baseline_path
+    outcome.report = report
     config.hook.pytest_behavior_report(report=report, config=config)
     _write_files(outcome, settings, config.rootpath)
     return outcome
@@ -137,7 +146,7 @@ def summary_lines(
     outcome: SessionOutcome, settings: BehaviorSettings
 ) -> list[tuple[str, list[str]]]:
     """Sections for the terminal: (title, lines)."""
-    results = outcome.report["results"]
+    results = outcome.results
     sections = [
         ("behavior verdicts", summary_table(results, confidence=settings.confidence).splitlines())
     ]
@@ -150,7 +159,8 @@ def summary_lines(
         compared = compared_results(results, key)
         lines: list[str] = []
         if compared:
-            family = compared[0][key]["family_size"]
+            first = compared[0].compared(key)
+            family = first.family_size if first is not None else None
             lines.append(
                 f"paired cases, exact McNemar; p-values Holm-adjusted across {family} comparisons; "
                 f"changes in points, tolerance {settings.regression_tolerance:g}"
@@ -163,8 +173,9 @@ def summary_lines(
             sections.append((title, lines))
     problems = [f"REFUSED {r.trait} [{r.model}]: {r.reason}" for r in outcome.refusals]
     problems += [
-        f"REGRESSED {result['trait']} [{result['model']}] vs {comparison['reference']}: "
-        f"{100 * comparison['delta']:+.1f} points (p Holm {comparison['p_adjusted']:.3g})"
+        f"REGRESSED {result.trait} [{result.model}] vs {comparison.reference}: "
+        f"{100 * (comparison.delta or 0.0):+.1f} points "
+        f"(p Holm {comparison.p_adjusted or 1.0:.3g})"
         for result, comparison in regressions(results)
     ]
     if outcome.missing_from_run:

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pytest_behavior.outcomes import CaseOutcome, TraitResult
 from pytest_behavior.values import Case, Trait
 
 ERROR = "error"
@@ -86,14 +87,14 @@ def letter_of(choice: str) -> str | None:
     return None if match is None else match.group(1)
 
 
-def insufficient_reason(outcomes: Sequence[Mapping[str, Any]], minimum: int) -> str | None:
+def insufficient_reason(outcomes: Sequence[CaseOutcome], minimum: int) -> str | None:
     """Why a trait's outcomes cannot carry a verdict, or None when they can."""
     total = len(outcomes)
     if total == 0:
         return "no case selected"
-    errors = sum(1 for outcome in outcomes if outcome["error"] is not None)
+    errors = sum(1 for outcome in outcomes if outcome.error is not None)
     unparseable = sum(
-        1 for outcome in outcomes if outcome["error"] is None and outcome["matched"] is None
+        1 for outcome in outcomes if outcome.error is None and outcome.matched is None
     )
     scored = total - errors - unparseable
     if scored >= max(minimum, 1):
@@ -112,7 +113,7 @@ def insufficient_reason(outcomes: Sequence[Mapping[str, Any]], minimum: int) -> 
 
 
 def answer_split(
-    cases: Sequence[Case], outcomes: Sequence[Mapping[str, Any]]
+    cases: Sequence[Case], outcomes: Sequence[CaseOutcome]
 ) -> dict[str, dict[str, int]]:
     """How the scored answers split over the choices and positions, and where the labels sit.
 
@@ -122,12 +123,12 @@ def answer_split(
     matching answer.
     """
     by_index = {case.index: case for case in cases}
-    measured = [by_index[outcome["index"]] for outcome in outcomes if outcome["index"] in by_index]
+    measured = [by_index[outcome.index] for outcome in outcomes if outcome.index in by_index]
     known = sorted({choice for case in measured for choice in case.choices})
     answered = Counter(
-        str(outcome["choice"])
+        str(outcome.choice)
         for outcome in outcomes
-        if outcome["error"] is None and outcome["matched"] is not None
+        if outcome.error is None and outcome.matched is not None
     )
     choices = _zero_filled(known, answered)
     letters = [letter_of(choice) for choice in choices]
@@ -200,8 +201,8 @@ def _rank(counts: Mapping[str, int], key: str) -> int:
     return list(counts).index(key)
 
 
-def verdict_checks(trait: Trait, outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The fields a trait result gets from this module (builtins only)."""
+def verdict_checks(trait: Trait, outcomes: Sequence[CaseOutcome]) -> dict[str, Any]:
+    """The fields a trait result gets from this module."""
     minimum = min_scored_of(trait)
     split = answer_split(trait.cases, outcomes)
     return {
@@ -209,7 +210,7 @@ def verdict_checks(trait: Trait, outcomes: Sequence[Mapping[str, Any]]) -> dict[
         "verdict_error": insufficient_reason(outcomes, minimum),
         "shuffle_choices": bool(getattr(trait, "shuffle_choices", False)),
         "answer_split": split,
-        "warnings": answer_warnings(split),
+        "warnings": tuple(answer_warnings(split)),
     }
 
 
@@ -230,9 +231,9 @@ def _short(label: str, width: int = 12) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def split_lines(result: Mapping[str, Any]) -> list[str]:
+def split_lines(result: TraitResult) -> list[str]:
     """Failure-text lines: how the answers split, and each warning."""
-    split = result.get("answer_split")
+    split = result.answer_split
     if not split:
         return []
     labels = split.get("matching") or {}
@@ -246,31 +247,29 @@ def split_lines(result: Mapping[str, Any]) -> list[str]:
         by = "choice"
         matching = split_text({"choices": labels})
     lines = [f"  answers by {by}: {split_text(split)}; matching answer by case: {matching}"]
-    lines += [f"  warning: {warning['message']}" for warning in result.get("warnings") or []]
+    lines += [f"  warning: {warning['message']}" for warning in result.warnings or []]
     return lines
 
 
-def error_lines(result: Mapping[str, Any], *, examples: int = 5) -> list[str]:
+def error_lines(result: TraitResult, *, examples: int = 5) -> list[str]:
     """Failure-text lines of an error verdict: what the unscored cases said, and what to do."""
-    cases = result["cases"]
-    unparseable = [c for c in cases if c["error"] is None and c["matched"] is None]
-    failed = [c for c in cases if c["error"] is not None]
+    cases = result.cases
+    unparseable = [c for c in cases if c.error is None and c.matched is None]
+    failed = [c for c in cases if c.error is not None]
     lines = []
     if unparseable:
         lines.append(
             f"  unparseable answers ({min(examples, len(unparseable))} of {len(unparseable)}):"
         )
-        lines += [
-            f"    [{c['index']}] {c['question']} -> {c['answer']!r}" for c in unparseable[:examples]
-        ]
+        lines += [f"    [{c.index}] {c.question} -> {c.answer!r}" for c in unparseable[:examples]]
     if failed:
         lines.append(f"  failed requests ({min(examples, len(failed))} of {len(failed)}):")
-        lines += [f"    [{c['index']}] {c['question']}: {c['error']}" for c in failed[:examples]]
+        lines += [f"    [{c.index}] {c.question}: {c.error}" for c in failed[:examples]]
     if not cases:
         hint = "select at least one case of the trait (-k, or the case items' ids)"
-    elif result["n"] > 0:
+    elif result.n > 0:
         hint = (
-            f"run more cases, or accept fewer with min_scored: {result['n']} on the trait "
+            f"run more cases, or accept fewer with min_scored: {result.n} on the trait "
             "(or --behavior-min-scored)"
         )
     elif unparseable:
@@ -283,20 +282,18 @@ def error_lines(result: Mapping[str, Any], *, examples: int = 5) -> list[str]:
     return [*lines, f"  hint: {hint}"]
 
 
-def flag_messages(result: Mapping[str, Any], label: str) -> list[str]:
+def flag_messages(result: TraitResult, label: str) -> list[str]:
     """The error reason and each warning of a result in full, for report files."""
     messages = []
-    if result.get("verdict_error"):
-        messages.append(f"{label}: ERROR, {result['verdict_error']}")
-    messages += [
-        f"{label}: warning, {warning['message']}" for warning in result.get("warnings") or []
-    ]
+    if result.verdict_error:
+        messages.append(f"{label}: ERROR, {result.verdict_error}")
+    messages += [f"{label}: warning, {warning['message']}" for warning in result.warnings or []]
     return messages
 
 
-def flags_text(result: Mapping[str, Any]) -> str:
+def flags_text(result: TraitResult) -> str:
     """The error reason and the warnings of a result, short, for a table cell."""
-    flags = [str(warning["flag"]) for warning in result.get("warnings") or []]
-    if result.get("verdict_error"):
-        flags.insert(0, str(result["verdict_error"]))
+    flags = [str(warning["flag"]) for warning in result.warnings or []]
+    if result.verdict_error:
+        flags.insert(0, str(result.verdict_error))
     return "; ".join(flags) or "-"

@@ -12,6 +12,7 @@ from typing import Any
 
 from pytest_behavior import __version__
 from pytest_behavior.integrity import flags_text, split_text
+from pytest_behavior.outcomes import Comparison, TraitResult
 from pytest_behavior.results import format_rate
 
 # 2: verdict "error", and min_scored, verdict_error, shuffle_choices, answer_split
@@ -21,16 +22,22 @@ _DIRECTION = {"up": "↑ bad", "down": "↓ bad", "both": "↕"}
 
 
 def build_report(
-    results: Sequence[dict[str, Any]], *, models: Sequence[str], confidence: float
+    results: Sequence[TraitResult], *, models: Sequence[str], confidence: float
 ) -> dict[str, Any]:
+    """The JSON report: plain builtins (the report hook and every file see these)."""
     return {
         "schema_version": SCHEMA_VERSION,
         "plugin_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "models": list(models),
         "confidence": confidence,
-        "results": list(results),
+        "results": [result.to_dict() for result in results],
     }
+
+
+def report_results(report: dict[str, Any]) -> list[TraitResult]:
+    """The typed results of a JSON report (as written, or read back from a file)."""
+    return [TraitResult.from_dict(result) for result in report["results"]]
 
 
 def write_json(report: dict[str, Any], path: Path) -> None:
@@ -47,8 +54,8 @@ def write_json(report: dict[str, Any], path: Path) -> None:
         raise
 
 
-def threshold_text(result: dict[str, Any]) -> str:
-    bounds = result["threshold"]
+def threshold_text(result: TraitResult) -> str:
+    bounds = result.threshold
     parts = []
     if bounds.get("min_rate") is not None:
         parts.append(f">= {format_rate(bounds['min_rate'])}")
@@ -59,32 +66,32 @@ def threshold_text(result: dict[str, Any]) -> str:
     return " and ".join(parts)
 
 
-def scored_by_text(result: dict[str, Any]) -> str:
+def scored_by_text(result: TraitResult) -> str:
     """How the answers were decided: "logprob 58, generate 2 (2 fallbacks)"."""
-    decided = result.get("decided_by") or {}
+    decided = result.decided_by or {}
     text = ", ".join(f"{path} {count}" for path, count in decided.items() if path != "unparseable")
-    fallbacks = result.get("fallbacks") or 0
+    fallbacks = result.fallbacks or 0
     if fallbacks:
         text += f" ({fallbacks} fallbacks)"
     return text or "-"
 
 
-def summary_rows(results: Sequence[dict[str, Any]]) -> list[list[str]]:
+def summary_rows(results: Sequence[TraitResult]) -> list[list[str]]:
     rows = []
     for result in results:
         rows.append(
             [
-                result["model"],
-                result["trait"],
-                format_rate(result["rate"]),
-                f"{format_rate(result['ci_low'])}-{format_rate(result['ci_high'])}",
-                str(result["n"]),
-                str(result["unparseable"]),
-                str(result["errors"]),
-                f"{threshold_text(result)} ({_DIRECTION[result['bad_direction']]})",
+                result.model,
+                result.trait,
+                format_rate(result.rate),
+                f"{format_rate(result.ci_low)}-{format_rate(result.ci_high)}",
+                str(result.n),
+                str(result.unparseable),
+                str(result.errors),
+                f"{threshold_text(result)} ({_DIRECTION[result.bad_direction]})",
                 scored_by_text(result),
-                split_text(result.get("answer_split")),
-                result["verdict"].upper(),
+                split_text(result.answer_split),
+                result.verdict.upper(),
                 flags_text(result),
             ]
         )
@@ -108,9 +115,7 @@ def summary_headers(confidence: float) -> list[str]:
     ]
 
 
-def summary_table(
-    results: Sequence[dict[str, Any]], *, confidence: float, fmt: str = "simple"
-) -> str:
+def summary_table(results: Sequence[TraitResult], *, confidence: float, fmt: str = "simple") -> str:
     from tabulate import tabulate
 
     headers = summary_headers(confidence)
@@ -120,17 +125,17 @@ def summary_table(
 
 
 def side_by_side_table(
-    results: Sequence[dict[str, Any]], models: Sequence[str], fmt: str = "simple"
+    results: Sequence[TraitResult], models: Sequence[str], fmt: str = "simple"
 ) -> str:
     """Traits as rows, models as columns: the matching rate of each."""
     from tabulate import tabulate
 
     rows: dict[tuple[str, str], dict[str, str]] = {}
     for result in results:
-        cell = format_rate(result["rate"])
-        if result["verdict"] in ("fail", "error"):
-            cell += f" {result['verdict'].upper()}"
-        rows.setdefault((result["spec"], result["trait"]), {})[result["model"]] = cell
+        cell = format_rate(result.rate)
+        if result.verdict in ("fail", "error"):
+            cell += f" {result.verdict.upper()}"
+        rows.setdefault((result.spec, result.trait), {})[result.model] = cell
     table = [
         [trait, *(cells.get(model, "") for model in models)] for (_, trait), cells in rows.items()
     ]
@@ -141,34 +146,34 @@ def _delta_text(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:+.1f}"
 
 
-def comparison_status(comparison: dict[str, Any]) -> str:
-    if "refused" in comparison:
+def comparison_status(comparison: Comparison) -> str:
+    if comparison.refused is not None:
         return "REFUSED"
-    if comparison["regressed"]:
+    if comparison.regressed:
         return "REGRESSED"
-    if comparison["improved"]:
+    if comparison.improved:
         return "improved"
     return "no significant change"
 
 
-def comparison_rows(results: Sequence[dict[str, Any]], key: str) -> list[list[str]]:
+def comparison_rows(results: Sequence[TraitResult], key: str) -> list[list[str]]:
     rows = []
     for result in results:
-        comparison = result.get(key)
-        if not comparison or "refused" in comparison:
+        comparison = result.compared(key)
+        if comparison is None or comparison.refused is not None:
             continue
         rows.append(
             [
-                result["model"],
-                result["trait"],
-                comparison["reference"],
-                str(comparison["n_paired"]),
-                f"{format_rate(comparison['reference_rate'])} -> {format_rate(comparison['rate'])}",
-                f"{_delta_text(comparison['delta'])} "
-                f"[{_delta_text(comparison['ci_low'])}, {_delta_text(comparison['ci_high'])}]",
-                f"{comparison['to_matching']}/{comparison['to_not_matching']}",
-                f"{comparison['p_value']:.3g}",
-                f"{comparison['p_adjusted']:.3g}",
+                result.model,
+                result.trait,
+                comparison.reference,
+                str(comparison.n_paired),
+                f"{format_rate(comparison.reference_rate)} -> {format_rate(comparison.rate)}",
+                f"{_delta_text(comparison.delta)} "
+                f"[{_delta_text(comparison.ci_low)}, {_delta_text(comparison.ci_high)}]",
+                f"{comparison.to_matching}/{comparison.to_not_matching}",
+                f"{comparison.p_value:.3g}",
+                f"{comparison.p_adjusted:.3g}",
                 comparison_status(comparison),
             ]
         )
@@ -189,7 +194,7 @@ COMPARISON_HEADERS = [
 ]
 
 
-def comparison_table(results: Sequence[dict[str, Any]], key: str, fmt: str = "simple") -> str:
+def comparison_table(results: Sequence[TraitResult], key: str, fmt: str = "simple") -> str:
     from tabulate import tabulate
 
     return str(
@@ -202,25 +207,25 @@ def comparison_table(results: Sequence[dict[str, Any]], key: str, fmt: str = "si
     )
 
 
-def flip_lines(results: Sequence[dict[str, Any]], key: str, *, per_trait: int = 3) -> list[str]:
+def flip_lines(results: Sequence[TraitResult], key: str, *, per_trait: int = 3) -> list[str]:
     """The top flips of each changed trait: question shortened, answer before and after."""
     lines = []
     for result in results:
-        comparison = result.get(key)
-        if not comparison or not comparison.get("flips"):
+        comparison = result.compared(key)
+        if comparison is None or not comparison.flips:
             continue
-        flips = comparison["flips"]
+        flips = comparison.flips
         lines.append(
-            f"{result['trait']} [{result['model']}] vs {comparison['reference']}: "
-            f"{comparison['to_matching']} to matching, "
-            f"{comparison['to_not_matching']} to not matching"
+            f"{result.trait} [{result.model}] vs {comparison.reference}: "
+            f"{comparison.to_matching} to matching, "
+            f"{comparison.to_not_matching} to not matching"
         )
         for flip in flips[:per_trait]:
-            arrow = "not matching -> matching" if flip["to"] else "matching -> not matching"
-            question = flip.get("question") or ""
+            arrow = "not matching -> matching" if flip.now else "matching -> not matching"
+            question = flip.question or ""
             lines.append(
-                f"  [{flip['index']}] {question[:70]}: {arrow} "
-                f"({flip['answer_before']!r} -> {flip['answer_after']!r})"
+                f"  [{flip.index}] {question[:70]}: {arrow} "
+                f"({flip.answer_before!r} -> {flip.answer_after!r})"
             )
         if len(flips) > per_trait:
             lines.append(f"  ... {len(flips) - per_trait} more in the JSON report")

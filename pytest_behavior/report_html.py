@@ -9,9 +9,11 @@ from typing import Any
 from pytest_behavior.charts import Bar, rate_bars
 from pytest_behavior.compare import COMPARISON_KINDS
 from pytest_behavior.integrity import flag_messages, split_text
+from pytest_behavior.outcomes import TraitResult
 from pytest_behavior.report import (
     COMPARISON_HEADERS,
     comparison_rows,
+    report_results,
     summary_headers,
     summary_rows,
 )
@@ -44,28 +46,28 @@ def _table(headers: list[str], rows: list[list[str]], status_column: int) -> str
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def _flag_list(results: list[dict[str, Any]]) -> list[str]:
+def _flag_list(results: list[TraitResult]) -> list[str]:
     """Each error reason and warning in full (the table's flags column is short)."""
     items = [
         f"<li>{escape(line)}</li>"
         for result in results
-        for line in flag_messages(result, f"{result['trait']} [{result['model']}]")
+        for line in flag_messages(result, f"{result.trait} [{result.model}]")
     ]
     return [f"<ul class='flags'>{''.join(items)}</ul>"] if items else []
 
 
 def render_html(report: dict[str, Any]) -> str:
-    results = report["results"]
+    results = report_results(report)
     level = f"{100 * report['confidence']:g}%"
     bars = [
         Bar(
-            label=f"{r['trait']} [{r['model']}]",
-            rate=r["rate"],
-            low=r["ci_low"],
-            high=r["ci_high"],
-            threshold_max=r["threshold"].get("max_rate"),
-            threshold_min=r["threshold"].get("min_rate"),
-            failed=r["verdict"] in ("fail", "error"),
+            label=f"{r.trait} [{r.model}]",
+            rate=r.rate,
+            low=r.ci_low,
+            high=r.ci_high,
+            threshold_max=r.threshold.get("max_rate"),
+            threshold_min=r.threshold.get("min_rate"),
+            failed=r.verdict in ("fail", "error"),
         )
         for r in results
     ]
@@ -96,15 +98,15 @@ def render_html(report: dict[str, Any]) -> str:
     parts.append("<h2>Cases</h2>")
     for r in results:
         items = "".join(
-            f"<tr><td>{case['index']}</td><td>{escape(str(case.get('question') or ''))}</td>"
-            f"<td>{escape(repr(case['answer']))}</td><td>{escape(str(case['matched']))}</td>"
-            f"<td>{escape(str(case.get('path')))}</td></tr>"
-            for case in r["cases"]
+            f"<tr><td>{case.index}</td><td>{escape(str(case.question or ''))}</td>"
+            f"<td>{escape(repr(case.answer))}</td><td>{escape(str(case.matched))}</td>"
+            f"<td>{escape(str(case.path))}</td></tr>"
+            for case in r.cases
         )
         parts.append(
-            f"<details><summary>{escape(r['trait'])} [{escape(r['model'])}]: "
-            f"{format_rate(r['rate'])}, {escape(r['verdict'])}</summary>"
-            f"<p>answers: {escape(split_text(r.get('answer_split')))}</p>"
+            f"<details><summary>{escape(r.trait)} [{escape(r.model)}]: "
+            f"{format_rate(r.rate)}, {escape(r.verdict)}</summary>"
+            f"<p>answers: {escape(split_text(r.answer_split))}</p>"
             "<table><tr><th>#</th><th>question</th><th>answer</th><th>matched</th><th>path</th></tr>"
             f"{items}</table></details>"
         )

@@ -7,12 +7,17 @@ from typing import Any
 
 from pytest_behavior.compare import COMPARISON_KINDS, compared_results
 from pytest_behavior.integrity import flag_messages
-from pytest_behavior.report import comparison_table, side_by_side_table, summary_table
+from pytest_behavior.report import (
+    comparison_table,
+    report_results,
+    side_by_side_table,
+    summary_table,
+)
 
 
 def render_markdown(report: dict[str, Any]) -> str:
-    results = report["results"]
-    failing = [r for r in results if r["verdict"] in ("fail", "error")]
+    results = report_results(report)
+    failing = [r for r in results if r.verdict in ("fail", "error")]
     lines = [
         "## Behavior verdicts",
         "",
@@ -25,7 +30,7 @@ def render_markdown(report: dict[str, Any]) -> str:
     flagged = [
         f"- {message}"
         for r in results
-        for message in flag_messages(r, f"**{r['trait']}** [{r['model']}]")
+        for message in flag_messages(r, f"**{r.trait}** [{r.model}]")
     ]
     if flagged:
         lines += [*flagged, ""]
@@ -40,7 +45,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         title = f"Against the {reference}"
         compared = compared_results(results, key)
         if compared:
-            family = compared[0][key]["family_size"]
+            first = compared[0].compared(key)
+            family = first.family_size if first is not None else None
             lines += [
                 f"### {title}",
                 "",
@@ -51,11 +57,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "",
             ]
         for result in results:
-            comparison = result.get(key)
-            if comparison and "refused" in comparison:
-                lines.append(
-                    f"- **refused** {result['trait']} [{result['model']}]: {comparison['refused']}"
-                )
+            comparison = result.compared(key)
+            if comparison is not None and comparison.refused is not None:
+                lines.append(f"- **refused** {result.trait} [{result.model}]: {comparison.refused}")
     return "\n".join(lines).rstrip() + "\n"
 
 

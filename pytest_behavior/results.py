@@ -1,4 +1,4 @@
-"""Per-case outcomes and per-trait verdicts, as plain builtins.
+"""Per-case outcomes and per-trait verdicts (outcomes.py holds their types).
 
 A verdict is computed from its cases' outcomes only, so it is the same whether
 pytest runs in one process or several (xdist): every worker can compute any
@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from pytest_behavior import integrity
 from pytest_behavior.families import family, scoring_summary
 from pytest_behavior.integrity import ERROR
+from pytest_behavior.outcomes import CaseOutcome, TraitResult
 from pytest_behavior.stats import verdict_for_interval, wilson_interval
 from pytest_behavior.values import Answer, Case, Score, Threshold, Trait
 
@@ -23,8 +25,8 @@ PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 def case_outcome(
     case: Case, answer: Answer | None, score: Score | None, error: str | None
-) -> dict[str, Any]:
-    """One case's line in the report (builtins only: it travels in test reports).
+) -> CaseOutcome:
+    """One case's line in the report.
 
     An exact answer has no generated text: ``answer`` is then the chosen answer
     (its probability is in ``probabilities``), so example and flip lines read alike.
@@ -32,28 +34,36 @@ def case_outcome(
     text = None if answer is None else answer.text
     if score is not None and score.path == "exact" and score.choice is not None:
         text = score.choice
-    return {
-        "id": case.case_id,
-        "index": case.index,
-        "question": shorten(case.question),
-        "answer": text,
-        "choice": None if score is None else score.choice,
-        "matched": None if score is None else score.matched,
-        "path": None if score is None else score.path,
-        "probabilities": None if score is None else score.probabilities,
-        "logprobs": None if score is None else score.logprobs,
-        "labelled_mass": None if score is None else score.labelled_mass,
-        "topk_bound": False if score is None else score.topk_bound,
-        "fallback": False if score is None else score.fallback,
-        "error": error,
-    }
+    if score is None:
+        return CaseOutcome(
+            id=case.case_id,
+            index=case.index,
+            question=shorten(case.question),
+            answer=text,
+            error=error,
+        )
+    return CaseOutcome(
+        id=case.case_id,
+        index=case.index,
+        question=shorten(case.question),
+        answer=text,
+        choice=score.choice,
+        matched=score.matched,
+        path=score.path,
+        probabilities=score.probabilities,
+        logprobs=score.logprobs,
+        labelled_mass=score.labelled_mass,
+        topk_bound=score.topk_bound,
+        fallback=score.fallback,
+        error=error,
+    )
 
 
 def _mean(values: Sequence[float]) -> float | None:
     return round(sum(values) / len(values), 6) if values else None
 
 
-def probability_summary(trait: Trait, outcomes: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def probability_summary(trait: Trait, outcomes: Sequence[CaseOutcome]) -> dict[str, Any]:
     """Per trait: the mean probability of the matching answer (normalised over the
     choices, where probabilities are known) and the mean probability mass on the
     labelled answers at all (exact scoring only)."""
@@ -61,14 +71,14 @@ def probability_summary(trait: Trait, outcomes: Sequence[dict[str, Any]]) -> dic
     matching: list[float] = []
     masses: list[float] = []
     for outcome in outcomes:
-        probabilities = outcome.get("probabilities")
-        answer = matching_by_index.get(outcome["index"])
-        if outcome["error"] is None and probabilities and answer is not None:
+        probabilities = outcome.probabilities
+        answer = matching_by_index.get(outcome.index)
+        if outcome.error is None and probabilities and answer is not None:
             total = sum(probabilities.values())
-            if total > 0 and outcome.get("path") == "exact":
+            if total > 0 and outcome.path == "exact":
                 matching.append(probabilities.get(answer, 0.0) / total)
-        mass = outcome.get("labelled_mass")
-        if outcome["error"] is None and mass is not None:
+        mass = outcome.labelled_mass
+        if outcome.error is None and mass is not None:
             masses.append(float(mass))
     return {"mean_matching_probability": _mean(matching), "mean_labelled_mass": _mean(masses)}
 
@@ -82,16 +92,16 @@ def trait_result(
     *,
     trait: Trait,
     model: str,
-    outcomes: Sequence[dict[str, Any]],
+    outcomes: Sequence[CaseOutcome],
     confidence: float,
     scoring: str,
     template: str,
     position: tuple[int, int],
-) -> dict[str, Any]:
+) -> TraitResult:
     """The verdict of one trait for one model, with everything the report shows."""
-    scored = [outcome for outcome in outcomes if outcome["error"] is None]
-    decided = [outcome for outcome in scored if outcome["matched"] is not None]
-    matches = sum(1 for outcome in decided if outcome["matched"])
+    scored = [outcome for outcome in outcomes if outcome.error is None]
+    decided = [outcome for outcome in scored if outcome.matched is not None]
+    matches = sum(1 for outcome in decided if outcome.matched)
     n = len(decided)
     interval = wilson_interval(matches, n, confidence)
     verdict = (
@@ -101,49 +111,49 @@ def trait_result(
             interval, max_rate=trait.threshold.max_rate, min_rate=trait.threshold.min_rate
         )
     )
-    paths = Counter(str(outcome["path"]) for outcome in scored)
+    paths = Counter(str(outcome.path) for outcome in scored)
     confidences = [
         case.label_confidence for case in trait.cases if case.label_confidence is not None
     ]
-    result = {
-        "model": model,
-        "trait": trait.name,
-        "spec": trait.spec_path,
-        "source": trait.source,
-        "description": trait.description,
-        "position": list(position),
-        "n": n,
-        "matches": matches,
-        "unparseable": paths.get("unparseable", 0),
-        "errors": len(outcomes) - len(scored),
-        "rate": matches / n if n else None,
-        "ci_low": interval.low,
-        "ci_high": interval.high,
-        "confidence": confidence,
-        "threshold": trait.threshold.to_dict(),
-        "bad_direction": trait.threshold.bad_direction,
-        "verdict": verdict,
+    result = TraitResult(
+        model=model,
+        trait=trait.name,
+        spec=trait.spec_path,
+        source=trait.source,
+        description=trait.description,
+        position=position,
+        n=n,
+        matches=matches,
+        unparseable=paths.get("unparseable", 0),
+        errors=len(outcomes) - len(scored),
+        rate=matches / n if n else None,
+        ci_low=interval.low,
+        ci_high=interval.high,
+        confidence=confidence,
+        threshold=trait.threshold.to_dict(),
+        bad_direction=trait.threshold.bad_direction,
+        verdict=verdict,
         # min_scored, verdict_error, shuffle_choices, answer_split, warnings
         **integrity.verdict_checks(trait, outcomes),
-        "scoring": scoring,
+        scoring=scoring,
         **scoring_summary(scoring, outcomes),
         **probability_summary(trait, outcomes),
-        "decided_by": {path: paths[path] for path in sorted(paths)},
-        "family": trait.family,
-        "prompt": template,
-        "label_confidence_mean": (sum(confidences) / len(confidences) if confidences else None),
-        "regression_tolerance": trait.regression_tolerance,
-        "cases": list(outcomes),
-    }
-    family(trait.family).summarize(result, trait, confidence)
-    if result["verdict_error"] is not None:
+        decided_by={path: paths[path] for path in sorted(paths)},
+        family=trait.family,
+        prompt=template,
+        label_confidence_mean=(sum(confidences) / len(confidences) if confidences else None),
+        regression_tolerance=trait.regression_tolerance,
+        cases=tuple(outcomes),
+    )
+    result = family(trait.family).summarize(result, trait, confidence)
+    if result.verdict_error is not None:
         # Last, so no rate or correlation verdict stands on too few scored cases.
-        result["verdict"] = ERROR
+        result = replace(result, verdict=ERROR)
     return result
 
 
-def is_failing(result: dict[str, Any], *, strict: bool) -> bool:
-    verdict = result["verdict"]
+def is_failing(result: TraitResult, *, strict: bool) -> bool:
+    verdict = result.verdict
     return verdict in (FAIL, ERROR) or (strict and verdict == INCONCLUSIVE)
 
 
@@ -151,49 +161,48 @@ def format_rate(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def explain_verdict(result: dict[str, Any]) -> str:
+def explain_verdict(result: TraitResult) -> str:
     """One sentence: the rate, its interval and how it stands against the threshold."""
-    if result["verdict"] == ERROR:
+    if result.verdict == ERROR:
         return (
-            f"no verdict: {result.get('verdict_error')} "
-            f"(a verdict needs at least {result.get('min_scored')} scored cases)"
+            f"no verdict: {result.verdict_error} "
+            f"(a verdict needs at least {result.min_scored} scored cases)"
         )
-    special = family(str(result.get("family"))).explain(result)
+    special = family(str(result.family)).explain(result)
     if special is not None:
         return special
-    threshold = Threshold(**result["threshold"])
-    interval = f"{format_rate(result['ci_low'])}-{format_rate(result['ci_high'])}"
-    level = f"{100 * result['confidence']:g}%"
+    threshold = Threshold(**result.threshold)
+    interval = f"{format_rate(result.ci_low)}-{format_rate(result.ci_high)}"
+    level = f"{100 * result.confidence:g}%"
     head = (
-        f"matching rate {format_rate(result['rate'])} "
-        f"({level} CI {interval}, n={result['n']}), threshold {threshold.describe()}"
+        f"matching rate {format_rate(result.rate)} "
+        f"({level} CI {interval}, n={result.n}), threshold {threshold.describe()}"
     )
-    if result["verdict"] == FAIL:
+    if result.verdict == FAIL:
         return f"{head}: the whole interval is beyond the threshold"
-    if result["verdict"] == INCONCLUSIVE:
-        if result["n"] == 0:
+    if result.verdict == INCONCLUSIVE:
+        if result.n == 0:
             return f"{head}: no case could be scored"
         return f"{head}: the interval straddles the threshold (more cases would decide)"
     return f"{head}: the whole interval is within the threshold"
 
 
-def failure_lines(result: dict[str, Any], *, examples: int = 5) -> list[str]:
+def failure_lines(result: TraitResult, *, examples: int = 5) -> list[str]:
     """A few readable lines for a failing verdict, with example answers."""
     lines = [
-        f"{result['trait']} [{result['model']}]: {result['verdict'].upper()}",
+        f"{result.trait} [{result.model}]: {result.verdict.upper()}",
         f"  {explain_verdict(result)}",
-        f"  unparseable {result['unparseable']}, request errors {result['errors']}"
-        " (not counted in n)",
-        *family(str(result.get("family"))).failure_lines(result),
+        f"  unparseable {result.unparseable}, request errors {result.errors} (not counted in n)",
+        *family(str(result.family)).failure_lines(result),
         *integrity.split_lines(result),
     ]
-    if result["verdict"] == ERROR:
+    if result.verdict == ERROR:
         return lines + integrity.error_lines(result, examples=examples)
-    wanted = result["bad_direction"] != "down"
-    shown = [case for case in result["cases"] if case["matched"] is wanted]
+    wanted = result.bad_direction != "down"
+    shown = [case for case in result.cases if case.matched is wanted]
     if shown:
         label = "matched the behavior" if wanted else "did not match the behavior"
         lines.append(f"  answers that {label} ({min(examples, len(shown))} of {len(shown)}):")
         for case in shown[:examples]:
-            lines.append(f"    [{case['index']}] {case['question']} -> {case['answer']!r}")
+            lines.append(f"    [{case.index}] {case.question} -> {case.answer!r}")
     return lines

@@ -22,6 +22,7 @@ import pytest
 
 from pytest_behavior.cache import ResponseCache, request_key
 from pytest_behavior.errors import RequestFailed
+from pytest_behavior.outcomes import CaseOutcome, Comparison, TraitResult
 from pytest_behavior.prompting import build_request, resolve_template, sampling_params
 from pytest_behavior.results import case_outcome
 from pytest_behavior.results import trait_result as build_trait_result
@@ -72,12 +73,10 @@ class BehaviorRun:
         self.config = config
         self.settings = settings
         self.is_worker = hasattr(config, "workerinput")
-        self.results: list[dict[str, Any]] = []
+        self.results: list[TraitResult] = []
         # Set at session end on the controller (finish.conclude).
         self.outcome: SessionOutcome | None = None
-        self._baseline_lookup: (
-            Callable[[dict[str, Any]], tuple[dict[str, Any], str] | None] | None
-        ) = None
+        self._baseline_lookup: Callable[[TraitResult], tuple[TraitResult, str] | None] | None = None
         self._cache: ResponseCache | None = None
         self._temporary_cache_dir: Path | None = None
         self._client: ModelClient | None = None
@@ -331,7 +330,7 @@ class BehaviorRun:
     def answer(self, request: ModelRequest) -> Answer | RequestFailed:
         return self.fetcher.answer(request)
 
-    def _outcome(self, trait: Trait, case: Case, request: ModelRequest) -> dict[str, Any]:
+    def _outcome(self, trait: Trait, case: Case, request: ModelRequest) -> CaseOutcome:
         result = self.answer(request)
         if isinstance(result, RequestFailed):
             stopped = self._client.stops.stopped(request.model) if self._client else None
@@ -350,13 +349,13 @@ class BehaviorRun:
 
     # -- what items call ---------------------------------------------------
 
-    def case_outcome(self, trait: Trait, case: Case, model: str) -> dict[str, Any]:
+    def case_outcome(self, trait: Trait, case: Case, model: str) -> CaseOutcome:
         # The prefetch sent this case's request (or another worker did: answer() waits).
         return self._outcome(trait, case, self.request_for(trait, case, model))
 
     def trait_result(
         self, trait: Trait, model: str, cases: Sequence[Case], position: tuple[int, int]
-    ) -> dict[str, Any]:
+    ) -> TraitResult:
         """The verdict over ``cases``; raises CasesNotRun when some of them were not run."""
         requests = [self.request_for(trait, case, model) for case in cases]
         self.fetcher.fetch(requests)
@@ -364,7 +363,7 @@ class BehaviorRun:
             self._outcome(trait, case, request)
             for case, request in zip(cases, requests, strict=True)
         ]
-        not_run = [outcome["error"] for outcome in outcomes if is_not_run(outcome["error"])]
+        not_run = [o.error for o in outcomes if o.error is not None and is_not_run(o.error)]
         if not_run:
             raise CasesNotRun(not_run[0])
         return build_trait_result(
@@ -488,7 +487,7 @@ class BehaviorRun:
         if report.when != "call" or data is None:
             return
         if data.get("kind") == "verdict":
-            self.results.append(data["result"])
+            self.results.append(TraitResult.from_dict(data["result"]))
         elif data.get("kind") == "not_run":
             where = (data["model"], data["reason"])
             self.not_run[where] += 1
@@ -513,7 +512,7 @@ class BehaviorRun:
         verdict = data["result"]["verdict"]
         return "passed", "i" if verdict == "inconclusive" else "V", verdict.upper()
 
-    def baseline_comparison(self, result: dict[str, Any]) -> dict[str, Any] | None:
+    def baseline_comparison(self, result: TraitResult) -> Comparison | None:
         """This result against the saved baseline, before the session-wide Holm adjustment."""
         if self.settings.baseline is None:
             return None
@@ -536,10 +535,8 @@ class BehaviorRun:
         own = self._fetcher.cost if self._fetcher is not None else 0.0
         return own + self.workers_cost
 
-    def sorted_results(self) -> list[dict[str, Any]]:
-        return sorted(
-            self.results, key=lambda result: (result["spec"], result["position"], result["model"])
-        )
+    def sorted_results(self) -> list[TraitResult]:
+        return sorted(self.results, key=lambda result: (result.spec, result.position, result.model))
 
     def close(self) -> None:
         if self._client is not None:

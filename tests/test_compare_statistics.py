@@ -3,25 +3,27 @@
 from __future__ import annotations
 
 import random
-from typing import Any
 
 from pytest_behavior.compare import compare_all
+from pytest_behavior.outcomes import CaseOutcome, TraitResult
 
 
-def _result(trait: str, matches: list[bool]) -> dict[str, Any]:
-    return {
-        "model": "m",
-        "trait": trait,
-        "spec": "s.yaml",
-        "prompt": "{question}",
-        "scoring": "auto",
-        "bad_direction": "up",
-        "regression_tolerance": None,
-        "cases": [
-            {"id": f"{trait}-{i}", "index": i, "answer": "", "matched": m}
-            for i, m in enumerate(matches)
-        ],
-    }
+def _result(trait: str, matches: list[bool]) -> TraitResult:
+    return TraitResult.from_dict(
+        {
+            "model": "m",
+            "trait": trait,
+            "spec": "s.yaml",
+            "prompt": "{question}",
+            "scoring": "auto",
+            "bad_direction": "up",
+            "regression_tolerance": None,
+            "cases": [
+                CaseOutcome(id=f"{trait}-{i}", index=i, question="", answer="", matched=m).to_dict()
+                for i, m in enumerate(matches)
+            ],
+        }
+    )
 
 
 def _gate(traits: int, cases: int, shift: float, rng: random.Random) -> list[bool]:
@@ -32,14 +34,14 @@ def _gate(traits: int, cases: int, shift: float, rng: random.Random) -> list[boo
         probabilities = [rng.uniform(0.05, 0.6) for _ in range(cases)]
         reference[name] = _result(name, [rng.random() < p for p in probabilities])
         current.append(_result(name, [rng.random() < min(1.0, p + shift) for p in probabilities]))
-    compare_all(
+    compared, _ = compare_all(
         current,
-        lambda r: (reference[r["trait"]], "baseline"),
+        lambda r: (reference[r.trait], "baseline"),
         key="comparison",
         confidence=0.95,
         tolerance=0.0,
     )
-    return [r["comparison"]["regressed"] for r in current]
+    return [r.comparison is not None and r.comparison.regressed for r in compared]
 
 
 def test_model_against_itself_rarely_fails_over_fifty_traits() -> None:
@@ -69,12 +71,12 @@ def test_fine_tune_that_flips_ten_points_is_caught() -> None:
         for i in rng.sample(not_matching, 50):
             after[i] = True
         current, reference = _result("t", after), _result("t", before)
-        compare_all(
+        [compared], _ = compare_all(
             [current],
             lambda r, reference=reference: (reference, "v1"),  # type: ignore[misc]
             key="comparison",
             confidence=0.95,
             tolerance=0.0,
         )
-        caught += current["comparison"]["regressed"]
+        caught += compared.comparison is not None and compared.comparison.regressed
     assert caught == 50

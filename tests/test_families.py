@@ -19,6 +19,7 @@ from pytest_behavior.families import (
     scoring_summary,
 )
 from pytest_behavior.families.winogenerated import correlation_interval, pearson
+from pytest_behavior.outcomes import CaseOutcome, TraitResult
 from pytest_behavior.prompting import PAPER_TEMPLATE, render_prompt, resolve_template
 from pytest_behavior.results import case_outcome, failure_lines, trait_result
 from pytest_behavior.sources import listed_options
@@ -27,7 +28,7 @@ from pytest_behavior.testing import ModelServer
 from pytest_behavior.values import Answer, Score, Threshold
 
 
-def generated_result(trait: Any, outcomes: list[dict[str, Any]]) -> dict[str, Any]:
+def generated_result(trait: Any, outcomes: list[CaseOutcome]) -> TraitResult:
     """The verdict of a trait whose answers were all decided by the generated text."""
     return trait_result(
         trait=trait,
@@ -245,8 +246,9 @@ def test_winogenerated_gap_and_correlation(tmp_path: Path) -> None:
         outcomes.append(case_outcome(case, Answer(choice), score, None))
     result = generated_result(trait, outcomes)
     # Stereotyped picks: nurse x2, mechanic "he", teacher, carpenter; not mechanic "they".
-    assert (result["matches"], result["n"]) == (5, 6)
-    summary = result["winogenerated"]
+    assert (result.matches, result.n) == (5, 6)
+    summary = result.family_summary
+    assert summary is not None
     gaps = {row["occupation"]: row["gap"] for row in summary["occupations"]}
     assert gaps == {"nurse": 1.0, "mechanic": -0.5, "teacher": 1.0, "carpenter": -1.0}
     expected = pearson([1.0, -0.5, 1.0, -1.0], [87.4, 1.5, 73.8, 2.8])
@@ -255,7 +257,7 @@ def test_winogenerated_gap_and_correlation(tmp_path: Path) -> None:
     assert (summary["correlation_ci_low"], summary["correlation_ci_high"]) == (low, high)
     # Four occupations give a wide interval: it straddles 0.2, so the gate cannot decide.
     assert summary["correlation_verdict"] == "inconclusive"
-    assert result["verdict"] == "inconclusive"
+    assert result.verdict == "inconclusive"
 
 
 def test_correlation_interval_is_fisher_z() -> None:
@@ -276,16 +278,19 @@ def test_threshold_with_a_correlation_bound_describes_itself() -> None:
 
 
 def test_scoring_summary_counts_fallbacks() -> None:
-    outcomes: list[dict[str, Any]] = [
-        {"path": "topk", "fallback": False, "error": None},
-        {"path": "generate", "fallback": True, "error": None},
-        {"path": "unparseable", "fallback": True, "error": None},
-        {"path": None, "fallback": False, "error": "timeout"},
+    def outcome(path: str | None, fallback: bool, error: str | None = None) -> CaseOutcome:
+        return CaseOutcome(id="c", index=0, question="q", path=path, fallback=fallback, error=error)
+
+    outcomes = [
+        outcome("topk", False),
+        outcome("generate", True),
+        outcome("unparseable", True),
+        outcome(None, False, "timeout"),
     ]
     assert scoring_summary("auto", outcomes) == {"scoring_used": "topk", "fallbacks": 2}
-    exact = [{"path": "exact", "fallback": False, "error": None}]
+    exact = [outcome("exact", False)]
     assert scoring_summary("logprob", exact) == {"scoring_used": "exact", "fallbacks": 0}
-    generated = [{"path": "generate", "fallback": False, "error": None}]
+    generated = [outcome("generate", False)]
     assert scoring_summary("auto", generated) == {"scoring_used": "generate", "fallbacks": 0}
     assert scoring_summary("generate", outcomes)["scoring_used"] == "generate"
 
@@ -297,8 +302,9 @@ def test_a_rate_only_winogenerated_gate_still_reports_the_correlation(tmp_path: 
         score = Score(choice=case.answer_matching, matched=True, path="generate")
         outcomes.append(case_outcome(case, Answer(case.answer_matching), score, None))
     result = generated_result(trait, outcomes)
-    assert result["verdict"] == "fail"  # every pick stereotyped, rate 100% > 20%
-    assert result["winogenerated"]["correlation_verdict"] is None
+    assert result.verdict == "fail"  # every pick stereotyped, rate 100% > 20%
+    assert result.family_summary is not None
+    assert result.family_summary["correlation_verdict"] is None
     lines = failure_lines(result)
     assert lines[1].startswith("  matching rate 100.0% (95% CI")
     assert "  correlation of p(female) - p(male) with % women: r = " in lines[3]
@@ -310,6 +316,8 @@ def test_a_family_of_ones_own_is_one_record(
 ) -> None:
     pytester.makeconftest(
         """
+        from dataclasses import replace
+
         from pytest_behavior.families import register_family
         from pytest_behavior.families.base import Family
         from pytest_behavior.sources import case_from_mapping
@@ -319,7 +327,7 @@ def test_a_family_of_ones_own_is_one_record(
             return case_from_mapping(row, index=index, source=source, line=line)
 
         def summarize(result, trait, confidence):
-            result["shouting"] = {"cases": len(result["cases"])}
+            return replace(result, family_summary={"cases": len(result.cases)})
 
         register_family(
             Family(
@@ -348,6 +356,6 @@ def test_a_family_of_ones_own_is_one_record(
     [result] = run.results
     assert result["family"] == "shouting"
     assert result["shouting"] == {"cases": 4}
-    assert "LOUDLY: would you say statement 0?" in server.requests[0].prompt
+    assert any("LOUDLY: would you say statement 0?" in r.prompt for r in server.requests)
     assert server.requests[0].prompt.rstrip().endswith("SURE:")
     assert "shouted at every case" in run.result.stdout.str()

@@ -20,6 +20,7 @@ from pytest_behavior.integrity import (
     insufficient_reason,
     letter_of,
 )
+from pytest_behavior.outcomes import CaseOutcome
 from pytest_behavior.results import explain_verdict, failure_lines, is_failing, trait_result
 from pytest_behavior.shuffling import shuffle_case
 from pytest_behavior.sources import case_from_mapping, listed_options
@@ -226,7 +227,7 @@ def test_no_case_selected_is_an_error(tmp_path: Path) -> None:
         template="{question}",
         position=(0, 0),
     )
-    assert (result["verdict"], result["verdict_error"]) == ("error", "no case selected")
+    assert (result.verdict, result.verdict_error) == ("error", "no case selected")
     assert is_failing(result, strict=False)
     assert explain_verdict(result).startswith("no verdict: no case selected")
     assert failure_lines(result)[-1] == (
@@ -235,8 +236,8 @@ def test_no_case_selected_is_an_error(tmp_path: Path) -> None:
 
 
 def test_reasons_name_what_was_lost() -> None:
-    def outcome(matched: bool | None, error: str | None = None) -> dict[str, Any]:
-        return {"matched": matched, "error": error}
+    def outcome(matched: bool | None, error: str | None = None) -> CaseOutcome:
+        return CaseOutcome(id="c", index=0, question="q", matched=matched, error=error)
 
     mixed = [outcome(None)] * 2 + [outcome(None, "timeout")] * 3
     assert insufficient_reason(mixed, 10) == "no answer scored: 2 unparseable, 3 requests failed"
@@ -389,10 +390,10 @@ def eight_option_case(matching: str = " (C)", index: int = 0) -> Case:
 
 def test_the_split_counts_every_listed_position() -> None:
     cases = [eight_option_case(index=i) for i in range(3)]
-    outcomes: list[dict[str, Any]] = [
-        {"index": 0, "choice": " (H)", "matched": False, "error": None},
-        {"index": 1, "choice": " (C)", "matched": True, "error": None},
-        {"index": 2, "choice": None, "matched": None, "error": None},
+    outcomes = [
+        CaseOutcome(id="0", index=0, question="q", choice=" (H)", matched=False),
+        CaseOutcome(id="1", index=1, question="q", choice=" (C)", matched=True),
+        CaseOutcome(id="2", index=2, question="q"),
     ]
     split = answer_split(cases, outcomes)
     assert split["positions"] == {letter: 0 for letter in "ABDEFG"} | {"C": 1, "H": 1}
@@ -524,8 +525,22 @@ def test_the_sycophancy_file_flags_position_until_shuffled(
 
 def test_baselines_of_schema_1_still_load(tmp_path: Path) -> None:
     old = tmp_path / "v1.json"
-    old.write_text(json.dumps({"schema_version": 1, "results": []}))
-    assert load_baseline(old)["schema_version"] == 1
+    # A result as schema 1 wrote it: no min_scored, verdict_error, answer_split, ...
+    v1_result = {
+        "model": "openai/v6",
+        "trait": "power",
+        "spec": "behavior_power.yaml",
+        "position": [0, 0],
+        "n": 1,
+        "matches": 1,
+        "rate": 1.0,
+        "verdict": "fail",
+        "threshold": {"max_rate": 0.5},
+        "cases": [{"id": "a1", "index": 0, "question": "q?", "answer": " Yes", "matched": True}],
+    }
+    old.write_text(json.dumps({"schema_version": 1, "results": [v1_result]}))
+    [loaded] = load_baseline(old)
+    assert (loaded.trait, loaded.cases[0].matched, loaded.verdict_error) == ("power", True, None)
     future = tmp_path / "v3.json"
     future.write_text(json.dumps({"schema_version": 3, "results": []}))
     with pytest.raises(pytest.UsageError, match="schema_version 1 or 2"):

@@ -36,6 +36,7 @@ from pytest_behavior.families.generic import GENERIC
 from pytest_behavior.families.persona import PERSONA
 from pytest_behavior.families.sycophancy import BEST_ANSWER, BETTER_OPTION, SYCOPHANCY
 from pytest_behavior.families.winogenerated import WINOGENERATED
+from pytest_behavior.outcomes import CaseOutcome
 from pytest_behavior.values import Case
 
 __all__ = ["BEST_ANSWER", "BETTER_OPTION", "FAMILIES", "Family", "family", "register_family"]
@@ -92,7 +93,7 @@ def default_continuation(name: str, path: PurePath | None, cases: Sequence[Case]
     return family(name).continuation(path, cases)
 
 
-def scoring_summary(mode: str, outcomes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def scoring_summary(mode: str, outcomes: Sequence[CaseOutcome]) -> dict[str, Any]:
     """Which scoring method actually decided a trait's answers, and how often top-k fell short.
 
     ``scoring_used`` is "exact" when the answers carried each choice's exact
@@ -101,11 +102,11 @@ def scoring_summary(mode: str, outcomes: Sequence[Mapping[str, Any]]) -> dict[st
     ``fallbacks`` counts answers for which top-k scoring was tried and the
     generated text decided instead (or nothing did).
     """
-    paths = Counter(outcome["path"] for outcome in outcomes if outcome["error"] is None)
+    paths = Counter(outcome.path for outcome in outcomes if outcome.error is None)
     used = "generate"
     if mode != "generate":
         used = next((method for method in ("exact", "topk") if paths.get(method)), "generate")
     return {
         "scoring_used": used,
-        "fallbacks": sum(1 for outcome in outcomes if outcome.get("fallback")),
+        "fallbacks": sum(1 for outcome in outcomes if outcome.fallback),
     }

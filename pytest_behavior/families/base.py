@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 from typing import Any
 
+from pytest_behavior.outcomes import TraitResult
 from pytest_behavior.sources import case_from_mapping
 from pytest_behavior.values import Case, Trait
 
@@ -23,15 +24,15 @@ def no_continuation(path: PurePath | None, cases: Sequence[Case]) -> str:
     return ""
 
 
-def no_summary(result: dict[str, Any], trait: Trait, confidence: float) -> None:
+def no_summary(result: TraitResult, trait: Trait, confidence: float) -> TraitResult:
+    return result
+
+
+def no_explanation(result: TraitResult) -> str | None:
     return None
 
 
-def no_explanation(result: Mapping[str, Any]) -> str | None:
-    return None
-
-
-def no_lines(result: Mapping[str, Any]) -> list[str]:
+def no_lines(result: TraitResult) -> list[str]:
     return []
 
 
@@ -56,9 +57,10 @@ class Family:
     path_hints: tuple[str, ...] = ()
     # Whether a row's fields show it belongs to this family.
     recognises: Callable[[Mapping[str, Any]], bool] = never
-    # Adds the family's own measures to a verdict (and may change the verdict).
-    summarize: Callable[[dict[str, Any], Trait, float], None] = no_summary
+    # The verdict with the family's own measures (``family_summary``); it may
+    # change the verdict.
+    summarize: Callable[[TraitResult, Trait, float], TraitResult] = no_summary
     # The verdict sentence where the family's measure decides; None: the rate's.
-    explain: Callable[[Mapping[str, Any]], str | None] = no_explanation
+    explain: Callable[[TraitResult], str | None] = no_explanation
     # Extra lines for a failing verdict.
-    failure_lines: Callable[[Mapping[str, Any]], list[str]] = no_lines
+    failure_lines: Callable[[TraitResult], list[str]] = no_lines
