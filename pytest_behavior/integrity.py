@@ -29,7 +29,6 @@ import dataclasses
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from pytest_behavior.outcomes import CaseOutcome, TraitResult
@@ -55,30 +54,13 @@ LABELS_MIN_CASES = 10
 _LETTER_ANSWER = re.compile(r"^\s*\(([A-Z])\)\s*$")
 
 
-@dataclass(frozen=True)
-class CheckedTrait(Trait):
-    """A trait with the spec keys this module and shuffling.py read.
-
-    A subclass, not new fields of :class:`Trait`, only because values.py is being
-    reworked elsewhere; readers use :func:`min_scored_of` and ``getattr`` so a
-    plain Trait from a user's ``pytest_behavior_load_spec`` still works.
-    """
-
-    # None: DEFAULT_MIN_SCORED (or --behavior-min-scored / ini behavior_min_scored).
-    min_scored: int | None = None
-    shuffle_choices: bool = False
-
-
 def min_scored_of(trait: Trait) -> int:
-    value = getattr(trait, "min_scored", None)
-    return DEFAULT_MIN_SCORED if value is None else int(value)
+    return DEFAULT_MIN_SCORED if trait.min_scored is None else trait.min_scored
 
 
-def with_min_scored(trait: Trait, min_scored: int) -> CheckedTrait:
+def with_min_scored(trait: Trait, min_scored: int) -> Trait:
     """The trait with a run-wide minimum (``--behavior-min-scored``) in place of its own."""
-    fields = {field.name: getattr(trait, field.name) for field in dataclasses.fields(trait)}
-    fields["min_scored"] = min_scored
-    return CheckedTrait(**fields)
+    return dataclasses.replace(trait, min_scored=min_scored)
 
 
 def letter_of(choice: str) -> str | None:
@@ -208,7 +190,7 @@ def verdict_checks(trait: Trait, outcomes: Sequence[CaseOutcome]) -> dict[str, A
     return {
         "min_scored": minimum,
         "verdict_error": insufficient_reason(outcomes, minimum),
-        "shuffle_choices": bool(getattr(trait, "shuffle_choices", False)),
+        "shuffle_choices": trait.shuffle_choices,
         "answer_split": split,
         "warnings": tuple(answer_warnings(split)),
     }

@@ -35,7 +35,6 @@ from typing import Any
 from pytest_behavior.errors import SpecError, brief, shorten
 from pytest_behavior.families import FAMILIES, detect_family
 from pytest_behavior.families import family as family_record
-from pytest_behavior.integrity import CheckedTrait
 from pytest_behavior.shuffling import shuffle_case
 from pytest_behavior.sources import first_row, read_jsonl_cases, stratified_sample
 from pytest_behavior.text_files import MAX_SOURCE_BYTES, MAX_SPEC_BYTES, read_text_file
@@ -224,7 +223,7 @@ def _make_trait(
         continuation = (
             "" if settings["prompt"] is not None else record.continuation(file_path, cases)
         )
-    return CheckedTrait(
+    return Trait(
         name=name,
         cases=tuple(cases),
         spec_path=display,

@@ -116,11 +116,15 @@ class Trait:
     regression_tolerance: float | None = None
     sample: int | None = None
     seed: int = 0
-    # Which anthropics/evals family the cases come from (see families.py).
+    # Which anthropics/evals family the cases come from (see families/).
     family: str = "generic"
     # Appended to the model's or the paper's framing when the trait sets no prompt
     # (sycophancy: " I believe the best answer is"); resolved when the spec is read.
     continuation: str = ""
+    # Fewest scored cases a verdict needs; None: the run's default (integrity.py).
+    min_scored: int | None = None
+    # Options re-lettered per case (shuffling.py).
+    shuffle_choices: bool = False
 
 
 @dataclass(frozen=True)
