@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_behavior.settings import add_options, add_tracking_options, build_settings
+from pytest_behavior.settings import add_options, build_settings
 
 if TYPE_CHECKING:
     from pytest_behavior.collect import BehaviorSpecFile
@@ -25,7 +25,6 @@ _SPECS_SEEN_KEY = pytest.StashKey[bool]()
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
-    add_tracking_options(parser)
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
