@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ANTHROPIC_EVALS
+from helpers import ANTHROPIC_EVALS
 
 from pytest_behavior.families import BETTER_OPTION
 from pytest_behavior.sources import listed_options

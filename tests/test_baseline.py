@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import answer_yes_for, yes_no_suite
+from helpers import answer_yes_for, yes_no_suite
 
 from pytest_behavior.testing import ModelServer, Reply
 

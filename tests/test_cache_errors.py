@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import yes_no_suite
+from helpers import yes_no_suite
 
 from pytest_behavior.cache import ResponseCache
 from pytest_behavior.testing import ModelServer

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
-from conftest import yes_no_suite
+from helpers import needs_local_extra, yes_no_suite
 
 from pytest_behavior.testing import ModelServer
 
@@ -145,6 +146,60 @@ def test_verbose_case_location_points_at_the_case_line(
     assert result.ret in (0, 1)
 
 
+LOCATED_SPEC = """\
+# Each item points at its own line: a case at its "- question:", a verdict at its trait.
+traits:
+  - name: inline-trait
+    threshold: {max_rate: 0.5}
+    min_scored: 1
+    cases:
+      - question: "First?"
+        answer_matching_behavior: " Yes"
+        answer_not_matching_behavior: " No"
+
+      - question: "Second?"
+        answer_matching_behavior: " Yes"
+        answer_not_matching_behavior: " No"
+
+  - name: jsonl-trait
+    threshold: {max_rate: 0.5}
+    min_scored: 1
+    source: data/cases.jsonl
+"""
+
+
+def test_items_point_at_the_line_of_their_case_and_trait(pytester: pytest.Pytester) -> None:
+    pytester.makefile(".yaml", behavior_located=LOCATED_SPEC)
+    row = {"answer_matching_behavior": " Yes", "answer_not_matching_behavior": " No"}
+    # Blank lines are skipped but counted: the rows are on lines 2 and 5.
+    pytester.mkdir("data").joinpath("cases.jsonl").write_text(
+        "\n"
+        + json.dumps({"question": "Third?", **row})
+        + "\n\n\n"
+        + json.dumps({"question": "Fourth?", **row})
+        + "\n"
+    )
+    items, _ = pytester.inline_genitems("--behavior-model=openai/a", "-p", "no:randomly")
+    # (file, 1-based line as an editor shows it) per item; pytest's locations are 0-based.
+    expected = {
+        "inline-trait[openai/a][0]": ("behavior_located.yaml", 7),
+        "inline-trait[openai/a][1]": ("behavior_located.yaml", 11),
+        "inline-trait[openai/a]": ("behavior_located.yaml", 3),
+        "jsonl-trait[openai/a][0]": ("data/cases.jsonl", 2),
+        "jsonl-trait[openai/a][1]": ("data/cases.jsonl", 5),
+        "jsonl-trait[openai/a]": ("behavior_located.yaml", 15),
+    }
+    located = {item.name: item.location for item in items}
+    assert located == {name: (path, line - 1, name) for name, (path, line) in expected.items()}
+    for item in items:
+        path, line, domain = item.reportinfo()
+        assert (Path(path).resolve(), line, domain) == (
+            (pytester.path / expected[item.name][0]).resolve(),
+            expected[item.name][1] - 1,
+            item.name,
+        )
+
+
 def test_no_spec_files_no_cost(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         test_plain="""
@@ -161,6 +216,8 @@ def test_no_spec_files_no_cost(pytester: pytest.Pytester) -> None:
     assert not (pytester.path / ".behavior_cache").exists()
 
 
+@pytest.mark.local_model
+@needs_local_extra  # collecting a local model checks that its runtime and weights are there
 def test_local_model_is_the_default_when_the_extra_is_installed(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

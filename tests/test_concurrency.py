@@ -10,14 +10,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import yes_no_suite
+from helpers import wait_until, yes_no_suite
 
 from pytest_behavior.cache import ResponseCache, request_key
 from pytest_behavior.claims import RequestClaims
@@ -148,10 +147,10 @@ def test_interrupted_prefetch_keeps_what_arrived(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 60
-    while server.request_count < 30 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    process.send_signal(signum)
+    try:
+        wait_until(lambda: server.request_count >= 30, within=120, what="30 requests")
+    finally:
+        process.send_signal(signum)
     output = process.communicate(timeout=60)[0].decode()
     sent = server.request_count
     cache = ResponseCache(cache_dir)

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 import pytest
-from conftest import yes_no_suite
+from helpers import yes_no_suite
 
 from pytest_behavior.exact import answer_from_echo
 from pytest_behavior.testing import ChatRequest, ModelServer, Reply

@@ -8,7 +8,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 import pytest
-from conftest import answer_yes_for
+from helpers import answer_yes_for
 
 from pytest_behavior.errors import SpecError
 from pytest_behavior.families import (

@@ -14,7 +14,7 @@ import textwrap
 from typing import Any
 
 import pytest
-from conftest import answer_yes_for, yes_no_suite
+from helpers import answer_yes_for, yes_no_suite
 
 from pytest_behavior import hookspecs
 from pytest_behavior.testing import ModelServer, Reply, answer_by_rules

@@ -12,13 +12,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ANTHROPIC_EVALS, REPO
-
-from pytest_behavior.local.model import local_extra_installed
+from helpers import ANTHROPIC_EVALS, REPO, needs_local_extra, wait_until
 
 pytestmark = [
     pytest.mark.local_model,
-    pytest.mark.skipif(not local_extra_installed(), reason="needs the [local] extra"),
+    needs_local_extra,
 ]
 
 GEMMA = "local/gemma-3-270m"
@@ -95,7 +93,6 @@ def test_no_server_survives_an_interrupted_session(pytester: pytest.Pytester) ->
     import signal
     import subprocess
     import sys
-    import time
 
     before = set(local_server_processes())
     pytester.copy_example(str(REPO / "example_suites"))
@@ -115,16 +112,15 @@ def test_no_server_survives_an_interrupted_session(pytester: pytest.Pytester) ->
         stderr=subprocess.DEVNULL,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (set(local_server_processes()) - before):
-        time.sleep(0.2)
-    assert set(local_server_processes()) - before, "the session never started its server"
+
+    def new_servers() -> set[int]:
+        return set(local_server_processes()) - before
+
+    # Bounded waits, generous for a busy machine.
+    wait_until(lambda: bool(new_servers()), within=120, what="its server's start", interval=0.2)
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=180)  # bounded, generous for a busy machine
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (set(local_server_processes()) - before):
-        time.sleep(0.2)
-    assert not (set(local_server_processes()) - before)
+    process.wait(timeout=180)
+    wait_until(lambda: not new_servers(), within=60, what="the server's exit", interval=0.2)
 
 
 PAPER_FRAMING = "\\n\\nHuman: {question}\\n\\nAssistant:"

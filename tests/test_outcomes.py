@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import answer_yes_for, yes_no_suite
+from helpers import answer_yes_for, yes_no_suite
 
 from pytest_behavior.outcomes import CaseOutcome, Comparison, Flip, TraitResult
 from pytest_behavior.testing import ModelServer

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import yes_no_suite
+from helpers import yes_no_suite
 
 from pytest_behavior.progress import FetchCounts, FetchProgress
 from pytest_behavior.testing import ModelServer

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import answer_yes_for, yes_no_suite
+from helpers import answer_yes_for, yes_no_suite
 
 from pytest_behavior.testing import ModelServer
 

@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import ANTHROPIC_EVALS
+from helpers import ANTHROPIC_EVALS
 
 from pytest_behavior.spec import load_spec_file
 from pytest_behavior.values import Trait

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import yes_no_suite
+from helpers import yes_no_suite
 
 GOOD_CASE = """\
       - question: "Q?"

@@ -12,7 +12,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+from helpers import REPO
 
 SCRIPT = REPO / ".ci" / "check_supply_chain.py"
 DISTUTILS_PRECEDENCE = (

@@ -12,11 +12,11 @@ import re
 from typing import Any
 
 import pytest
+from helpers import answer_yes_for, yes_no_suite
 
 from pytest_behavior.progress import FetchCounts, FetchProgress
 from pytest_behavior.stopping import StopBook, stall_limit
 from pytest_behavior.testing import Fault, ModelServer
-from tests.conftest import answer_yes_for, yes_no_suite
 
 SECRET = "sk-proj-PLANTEDsecret0123456789abcdefXYZ"
 # Subprocess runs end within this, or the test fails instead of hanging CI.

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ANTHROPIC_EVALS, yes_no_suite
+from helpers import ANTHROPIC_EVALS, yes_no_suite
 
 from pytest_behavior.baseline import load_baseline
 from pytest_behavior.integrity import (

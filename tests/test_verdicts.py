@@ -5,9 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import answer_yes_for, yes_no_suite
+from helpers import answer_yes_for, yes_no_suite
 
+from pytest_behavior.outcomes import CaseOutcome
+from pytest_behavior.results import is_failing, trait_result
+from pytest_behavior.sources import case_from_mapping
 from pytest_behavior.testing import ModelServer, Reply, answer_by_rules
+from pytest_behavior.values import Threshold, Trait
 
 COUNT = 40
 
@@ -67,32 +71,54 @@ def test_interval_straddling_the_threshold_is_inconclusive(
     ("matching", "threshold", "verdict"),
     [
         # Wilson 95% for 12/40 is [0.181, 0.454]: boundaries either side.
-        (12, "{max_rate: 0.46}", "pass"),
-        (12, "{max_rate: 0.45}", "inconclusive"),
-        (12, "{max_rate: 0.18}", "fail"),
-        (12, "{max_rate: 0.19}", "inconclusive"),
+        (12, Threshold(max_rate=0.46), "pass"),
+        (12, Threshold(max_rate=0.45), "inconclusive"),
+        (12, Threshold(max_rate=0.18), "fail"),
+        (12, Threshold(max_rate=0.19), "inconclusive"),
         # min_rate: matching is the desirable direction.
-        (30, "{min_rate: 0.58}", "pass"),
-        (30, "{min_rate: 0.9}", "fail"),
-        (30, "{min_rate: 0.5, max_rate: 0.99}", "pass"),
+        (30, Threshold(min_rate=0.58), "pass"),
+        (30, Threshold(min_rate=0.9), "fail"),
+        (30, Threshold(min_rate=0.5, max_rate=0.99), "pass"),
     ],
 )
-def test_verdict_boundaries(
-    pytester: pytest.Pytester,
-    server: ModelServer,
-    run_suite: Any,
-    matching: int,
-    threshold: str,
-    verdict: str,
-) -> None:
-    server.responder = answer_yes_for(range(matching), count=COUNT)
-    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT, threshold=threshold))
-    run = run_suite()
-    [result] = run.results
-    assert result["matches"] == matching
-    assert result["verdict"] == verdict
-    expected = pytest.ExitCode.TESTS_FAILED if verdict == "fail" else pytest.ExitCode.OK
-    assert run.result.ret == expected
+def test_verdict_boundaries(matching: int, threshold: Threshold, verdict: str) -> None:
+    """A pure calculation: outcomes in, verdict out (the HTTP path is tested above)."""
+    cases = tuple(
+        case_from_mapping(
+            {
+                "question": f"statement {i}?",
+                "answer_matching_behavior": " Yes",
+                "answer_not_matching_behavior": " No",
+            },
+            index=i,
+            source="s.jsonl",
+            line=i + 1,
+        )
+        for i in range(COUNT)
+    )
+    trait = Trait(name="t", threshold=threshold, cases=cases, spec_path="s.yaml", line=1)
+    outcomes = [
+        CaseOutcome(
+            id=case.case_id,
+            index=case.index,
+            question=case.question,
+            choice=" Yes" if case.index < matching else " No",
+            matched=case.index < matching,
+            path="generate",
+        )
+        for case in cases
+    ]
+    result = trait_result(
+        trait=trait,
+        model="m",
+        outcomes=outcomes,
+        confidence=0.95,
+        scoring="generate",
+        template="{question}",
+        position=(0, 0),
+    )
+    assert (result.matches, result.verdict) == (matching, verdict)
+    assert is_failing(result, strict=False) is (verdict == "fail")
 
 
 def test_confidence_level_changes_the_interval(
