@@ -302,7 +302,7 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
     if description is not None and not isinstance(description, str):
         raise SpecError(display, entry.line_of("description"), "description must be text")
     family, family_line = _setting(entry, defaults, "family")
-    if family is not None and family not in FAMILIES:
+    if family is not None and (not isinstance(family, str) or family not in FAMILIES):
         raise SpecError(
             display,
             family_line,

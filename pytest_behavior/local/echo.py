@@ -20,7 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import llama_cpp
 import numpy as np
@@ -29,7 +29,7 @@ import numpy.typing as npt
 if TYPE_CHECKING:
     from pytest_behavior.local.server import Generation, ModelRunner
 
-LogprobRows = npt.NDArray[np.float64]
+LogprobRows: TypeAlias = npt.NDArray[np.float64]
 
 
 @dataclass(frozen=True)

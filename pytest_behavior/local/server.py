@@ -160,7 +160,7 @@ class ModelRunner:
         # Clearing the whole memory (not only trimming positions) also resets where
         # cells land in the cache, which changes the float summation order.
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self._llm.ctx), True)
-        self._llm.reset()  # type: ignore[no-untyped-call]
+        self._llm.reset()  # type: ignore[no-untyped-call, unused-ignore]
 
     def _next_token_logprobs(self) -> npt.NDArray[np.float64]:
         pointer = llama_cpp.llama_get_logits_ith(self._llm.ctx, -1)
