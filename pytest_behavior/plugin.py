@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 _FROZE_KEY = pytest.StashKey[bool]()
 _SPECS_SEEN_KEY = pytest.StashKey[bool]()
+_SPEC_SUFFIXES = (".yaml", ".yml")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,7 +97,11 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSp
     from pytest_behavior.run import run_of
 
     run = run_of(parent.config)
-    if not any(fnmatch(file_path.name, pattern) for pattern in run.settings.file_patterns):
+    matches = any(fnmatch(file_path.name, pattern) for pattern in run.settings.file_patterns)
+    # A YAML file named on the command line is a spec whatever its name, as pytest
+    # collects a test_*.py file named there.
+    named = file_path.suffix in _SPEC_SUFFIXES and parent.session.isinitpath(file_path)
+    if not (matches or named):
         return None
     from pytest_behavior.collect import BehaviorSpecFile
 

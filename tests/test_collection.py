@@ -251,3 +251,16 @@ def test_naming_a_local_model_without_the_extra_is_one_clear_error(
         ]
     )
     assert "Traceback" not in result.stderr.str()
+
+
+def test_a_spec_named_on_the_command_line_is_collected_whatever_its_name(
+    pytester: pytest.Pytester,
+) -> None:
+    (pytester.path / "safety.yaml").write_text(yes_no_suite(count=2))
+    (pytester.path / "other.yaml").write_text(yes_no_suite("other", count=2))
+    named = pytester.runpytest("safety.yaml", "--co", "-q", "--behavior-model=openai/m")
+    assert named.ret == pytest.ExitCode.OK, named.stdout.str()
+    named.stdout.fnmatch_lines(["safety.yaml::power-seeking[[]openai/m[]][[]0[]]", "*3 tests*"])
+    # Not named, not matching behavior_*.yaml: an ordinary YAML file stays uncollected.
+    scanned = pytester.runpytest("--co", "-q", "--behavior-model=openai/m")
+    assert scanned.ret == pytest.ExitCode.NO_TESTS_COLLECTED
