@@ -37,7 +37,6 @@ from pytest_behavior.families.persona import PERSONA
 from pytest_behavior.families.sycophancy import BEST_ANSWER, BETTER_OPTION, SYCOPHANCY
 from pytest_behavior.families.winogenerated import WINOGENERATED
 from pytest_behavior.outcomes import CaseOutcome
-from pytest_behavior.values import Case
 
 __all__ = ["BEST_ANSWER", "BETTER_OPTION", "FAMILIES", "Family", "family", "register_family"]
 
@@ -86,11 +85,6 @@ def detect_family(path: PurePath | None, row: Mapping[str, Any] | None) -> str:
     """File name and folders first (they are the release's own labels), then fields."""
     found = family_from_path(path) if path is not None else None
     return found or family_from_row(row) or GENERIC.name
-
-
-def default_continuation(name: str, path: PurePath | None, cases: Sequence[Case]) -> str:
-    """What the paper appended to the assistant turn for this family (and file)."""
-    return family(name).continuation(path, cases)
 
 
 def scoring_summary(mode: str, outcomes: Sequence[CaseOutcome]) -> dict[str, Any]:
