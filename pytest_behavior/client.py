@@ -352,14 +352,15 @@ class ModelClient:
                 if reason is None:
                     counts.sent += 1
                     result = await self._send(request, endpoint, limiter, counts)
-                    if isinstance(result, RequestFailed):
-                        counts.failed += 1
-                    else:
-                        counts.answered += 1
                 else:
                     result = RequestFailed(NOT_RUN + reason)
-                if isinstance(result, RequestFailed) and result.reason.startswith(NOT_RUN):
-                    counts.not_run += 1
+                if not isinstance(result, RequestFailed):
+                    counts.answered += 1
+                elif result.reason.startswith(NOT_RUN):
+                    counts.not_run += 1  # its model was stopped: not also an error
+                    counts.cancelled += reason is None
+                else:
+                    counts.failed += 1
                 on_result(key, result)
 
         senders = [asyncio.create_task(sender()) for _ in range(self.concurrency)]

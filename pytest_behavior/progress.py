@@ -30,7 +30,9 @@ class FetchCounts:
 
     ``planned`` is how many requests the caller expects to look at (0 when
     unknown); each is then either ``skipped`` (cached, a duplicate, or another
-    worker's) or ``sent``, and each sent one ends ``answered`` or ``failed``.
+    worker's), ``not_run`` (its model was stopped), or ``sent``; each sent one ends
+    ``answered``, ``failed``, or ``cancelled`` by its model's stop (counted in
+    ``not_run`` too).
     """
 
     planned: int = 0
@@ -42,6 +44,7 @@ class FetchCounts:
     rate_limited: int = 0
     # Handed over but not sent: their model was stopped (see stopping.py).
     not_run: int = 0
+    cancelled: int = 0
     cost: float = 0.0
     started: float = field(default_factory=time.monotonic)
     # Per model, why it was stopped during this fetch.
@@ -106,7 +109,7 @@ class FetchProgress:
     def tick(self) -> None:
         counts = self.counts
         now = self._clock()
-        self._samples.append((now, counts.answered + counts.failed))
+        self._samples.append((now, counts.answered + counts.failed + counts.cancelled))
         while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW:
             self._samples.popleft()
         if counts.sent == 0:
@@ -160,7 +163,7 @@ class FetchProgress:
     def summary_line(self, *, interrupted: bool = False) -> str:
         counts = self.counts
         elapsed = self._clock() - counts.started
-        done = counts.answered + counts.failed
+        done = counts.answered + counts.failed + counts.cancelled
         head = "interrupted after" if interrupted else "sent"
         retries = f", {counts.retried} retries" if counts.retried else ""
         limited = f" ({counts.rate_limited} rate-limited)" if counts.rate_limited else ""
@@ -177,15 +180,21 @@ class FetchProgress:
 
     def _rate(self) -> float:
         elapsed = self._clock() - self.counts.started
-        done = self.counts.answered + self.counts.failed
+        done = self.counts.answered + self.counts.failed + self.counts.cancelled
         return done / elapsed if elapsed > 0 else 0.0
+
+
+def terminal_for(config: Any) -> Any | None:
+    """pytest's terminal reporter where this process may print about requests, else None:
+    never in xdist workers (pytest does not show their output), nor under ``-q``."""
+    if hasattr(config, "workerinput") or config.option.verbose < 0:
+        return None
+    return config.pluginmanager.get_plugin("terminalreporter")
 
 
 def progress_for(config: Any, counts: FetchCounts) -> FetchProgress | None:
     """A progress display for this process, or None where it must stay quiet."""
-    if hasattr(config, "workerinput") or config.option.verbose < 0:
-        return None
-    terminal = config.pluginmanager.get_plugin("terminalreporter")
+    terminal = terminal_for(config)
     if terminal is None:
         return None
     return FetchProgress(terminal, counts, live=bool(terminal.isatty()))

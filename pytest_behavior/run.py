@@ -416,8 +416,10 @@ class BehaviorRun:
 
     def _say_all_cached(self, counts: FetchCounts) -> None:
         """A run that sent nothing says so in one line (where the run may print)."""
-        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-        if self.is_worker or terminal is None or self.config.option.verbose < 0:
+        from pytest_behavior.progress import terminal_for
+
+        terminal = terminal_for(self.config)
+        if terminal is None:
             return
         missing = f"; {counts.not_run} not cached (readonly)" if counts.not_run else ""
         terminal.write_line(

@@ -514,3 +514,17 @@ def test_a_refused_key_under_xdist_is_one_message_too(
     assert server.request_count <= 2 * 4  # each worker's first wave at most
     assert "openai/test-model: 201 items not run:" in output
     assert "refused the credentials" in output
+
+
+def test_a_stopped_models_requests_are_not_run_not_also_errors(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+) -> None:
+    server.inject(Fault.status(400, message="nope"), times=10_000)
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=30))
+    run = run_suite("--behavior-scoring=topk", "--behavior-concurrency=1")
+    summary = re.search(
+        r"behavior: sent (\d+) requests .*, (\d+) errors.*, (\d+) not run", run.result.stdout.str()
+    )
+    assert summary is not None, run.result.stdout.str()
+    sent, errors, not_run = map(int, summary.groups())
+    assert (sent, errors, not_run) == (3, 2, 28)  # the third 400 stops it: 30 = 2 + 28
