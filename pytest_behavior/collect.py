@@ -138,8 +138,22 @@ class BehaviorSpecFile(pytest.File):
         return run_of(self.config)
 
 
+def item_node_id(parent: pytest.File, name: str) -> str:
+    """The id of the item ``name`` in ``parent``, in the form pytest reads back.
+
+    Our names carry brackets (``power-seeking[openai/a][17]``). pytest 9.2 keeps
+    ids structured (path, names, params) and parses the ids it saves for ``--lf``,
+    ``--ff`` and ``--sw`` as name ``power-seeking`` with params ``openai/a][17``;
+    left to itself it would make ours a name with no params, and the saved id would
+    never equal the item's. Handing pytest the string makes both the parsed form.
+    Older pytest keeps the string as it is.
+    """
+    return f"{parent.nodeid}::{name}"
+
+
 class BehaviorItem(pytest.Item):
     def __init__(self, *, trait: Trait, model: str, **kwargs: Any) -> None:
+        kwargs.setdefault("nodeid", item_node_id(kwargs["parent"], kwargs["name"]))
         super().__init__(**kwargs)
         self.trait = trait
         self.model = model
