@@ -44,13 +44,29 @@ wheelhouse="${PYTEST_BEHAVIOR_WHEELHOUSE:-${XDG_CACHE_HOME:-$HOME/.cache}/pytest
 started=$SECONDS
 
 if ! compgen -G "$wheelhouse/llama_cpp_python-$llama_version-*.whl" >/dev/null; then
-    echo "building llama-cpp-python $llama_version with CMAKE_ARGS=$CMAKE_ARGS"
+    echo "install-local-model: building llama-cpp-python $llama_version from its source"
+    echo "  (llama.cpp in C++, portable AVX2 build, $CMAKE_BUILD_PARALLEL_LEVEL parallel jobs)."
+    echo "  This happens once per machine and usually takes about 5 minutes on 2 cores;"
+    echo "  the wheel is kept in $wheelhouse and later setups install it in seconds."
+    echo "  pip prints little meanwhile: a line a minute follows."
     mkdir -p "$wheelhouse"
+    # A line a minute, so a CI log shows the build is alive and how long it has taken.
+    (
+        while sleep 60; do
+            echo "install-local-model: still compiling llama.cpp ($(((SECONDS - started) / 60)) min so far, usually about 5)"
+        done
+    ) &
+    ticker=$!
+    trap 'kill "$ticker" 2>/dev/null || true' EXIT
     # --no-cache-dir: never pick up a cached wheel that was built with other flags.
     # --no-binary: always the sdist, whose hash the lock holds, built with CMAKE_ARGS.
-    "$python" -m pip wheel --no-deps --no-cache-dir --require-hashes \
+    "$python" -m pip wheel --quiet --no-deps --no-cache-dir --require-hashes \
         --no-binary llama-cpp-python --constraint "$lock" --wheel-dir "$wheelhouse" \
         "llama-cpp-python==$llama_version"
+    kill "$ticker" 2>/dev/null || true
+    echo "install-local-model: built llama-cpp-python in $((SECONDS - started)) s"
+else
+    echo "install-local-model: llama-cpp-python $llama_version from the wheel built earlier"
 fi
 
 # The portable wheel, from the wheelhouse only: an index's llama-cpp-python is an
