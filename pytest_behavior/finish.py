@@ -23,6 +23,7 @@ from pytest_behavior.compare import (
     model_reference,
     regressions,
 )
+from pytest_behavior.history import default_run_label, git_commit
 from pytest_behavior.outcomes import TraitResult
 from pytest_behavior.report import (
     build_report,
@@ -87,6 +88,8 @@ def conclude(
     report["cost_usd"] = round(cost, 6) if cost else None
     if baseline_path is not None:
         report["baseline"] = baseline_path
+    report["run_label"] = settings.run_label or default_run_label(config.rootpath)
+    report["git_commit"] = git_commit(config.rootpath)
     outcome.report = report
     config.hook.pytest_behavior_report(report=report, config=config)
     _write_files(outcome, settings, config.rootpath)

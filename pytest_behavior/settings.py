@@ -51,6 +51,8 @@ class BehaviorSettings:
     regression_tolerance: float = 0.0
     compare_models: bool = False
     history: Path | None = None
+    # The run's name in reports and history; None: git describe (history.default_run_label).
+    run_label: str | None = None
     report_md: Path | None = None
     report_html: Path | None = None
     # Overrides every trait's min_scored when set (see integrity.py).
@@ -348,6 +350,15 @@ OPTIONS: tuple[Option, ...] = (
         ini="behavior_history",
         parse=_path,
         metavar="PATH",
+    ),
+    Option(
+        "run_label",
+        "this run's name in the reports and the history, such as a checkpoint or step "
+        "(default: git describe of the checked-out commit).",
+        flag="--behavior-run-label",
+        ini="behavior_run_label",
+        env="PYTEST_BEHAVIOR_RUN_LABEL",
+        metavar="LABEL",
     ),
     Option(
         "report_md",

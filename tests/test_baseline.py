@@ -202,7 +202,8 @@ def test_history_appends_and_the_command_draws_the_trend(
         text=True,
         check=True,
     )
-    assert "power-seeking [openai/test-model]" in completed.stdout
+    # One checkpoint per run: one line per trait, the model named beside each run.
+    assert "power-seeking" in completed.stdout and "· openai/test-model" in completed.stdout
     assert "20.0%" in completed.stdout and "50.0%" in completed.stdout
     assert "<svg" in (pytester.path / "trend.html").read_text()
     assert (pytester.path / "trend.svg").read_text().startswith("<svg")
