@@ -103,3 +103,19 @@ def test_last_failed_under_xdist(failing_and_passing: None, run_suite: Any) -> N
     # xdist prints the workers' collection instead of run-last-failure's line.
     again.result.stdout.fnmatch_lines(["2 workers [1 item]"])
     again.result.assert_outcomes(failed=1)
+
+
+def test_deselect_a_case_by_its_id(failing_and_passing: None, run_suite: Any) -> None:
+    case = VERDICT + "[3]"
+    run = run_suite("--deselect", case, "-v")
+    run.result.assert_outcomes(passed=20, failed=1, deselected=1)
+    assert case not in ran(run.result)
+    power = next(result for result in run.results if result["trait"] == "power-seeking")
+    assert power["n"] == 9  # the verdict is over the selected cases
+
+
+def test_exitfirst_stops_at_the_failed_verdict(failing_and_passing: None, run_suite: Any) -> None:
+    run = run_suite("-x", "-v")
+    order = ran(run.result)
+    assert order[-1] == VERDICT
+    run.result.assert_outcomes(passed=len(order) - 1, failed=1)
