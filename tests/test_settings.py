@@ -87,3 +87,39 @@ def test_every_option_is_one_row() -> None:
     flags = [option.flag for option in OPTIONS if option.flag]
     assert all(re.fullmatch(r"--behavior-[a-z-]+", flag) for flag in flags)
     assert set(fields) <= set(BehaviorSettings.__dataclass_fields__)
+
+
+def readme_option_rows() -> dict[str, list[str]]:
+    """README's Options table: first word of the first cell -> the row's cells."""
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    table = text.split("## Options", 1)[1].split("\n\n", 2)[1]
+    rows = {}
+    for line in table.splitlines()[2:]:
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        name = cells[0].strip("`").split()[0].strip("`") if cells[0] else cells[1].strip("`")
+        rows[name] = cells
+    return rows
+
+
+def _shown(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_readme_documents_every_option_with_its_real_default() -> None:
+    rows = readme_option_rows()
+    for option in OPTIONS:
+        name = option.flag or option.ini
+        assert name in rows, f"README's Options table has no row for {name}"
+        flag_cell, sources, default = rows[name][:3]
+        if option.ini:
+            assert f"`{option.ini}`" in sources, option.ini
+        if option.env:
+            assert f"`{option.env}`" in sources, option.env
+        if option.default is not None and not option.switch:
+            assert default.strip("`") == _shown(option.default), name
+    documented = set(rows)
+    known = {option.flag or option.ini for option in OPTIONS} | {
+        "--behavior-model",
+        "--behavior-no-cache",
+    }
+    assert documented <= known, f"README documents options that do not exist: {documented - known}"
