@@ -110,7 +110,7 @@ def test_readme_documents_every_option_with_its_real_default() -> None:
     for option in OPTIONS:
         name = option.flag or option.ini
         assert name in rows, f"README's Options table has no row for {name}"
-        flag_cell, sources, default = rows[name][:3]
+        _, sources, default = rows[name][:3]
         if option.ini:
             assert f"`{option.ini}`" in sources, option.ini
         if option.env:
