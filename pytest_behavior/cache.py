@@ -10,15 +10,18 @@ stored.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import pickle
 import queue
 import re
 import shlex
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 from pytest_behavior.values import Answer, ModelRequest
 
@@ -69,6 +72,15 @@ def request_key(request: ModelRequest) -> str:
         fields["continuations"] = request.continuations
     payload = _KEY_ENCODER.encode(fields)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def origin_fields(request: ModelRequest) -> dict[str, str]:
+    """Who answered, stored beside the answer (never part of the key), so that
+    ``python -m pytest_behavior cache info`` and ``cache prune --model`` can tell."""
+    fields = {"model": request.model}
+    if request.revision is not None:
+        fields["revision"] = request.revision
+    return fields
 
 
 def unusable_cache(directory: Path, error: BaseException | None) -> NoReturn:
@@ -202,8 +214,13 @@ class ResponseCache:
     def set(self, key: str, answer: Answer) -> None:
         self.set_many([(key, answer)])
 
-    def set_many(self, entries: Iterable[tuple[str, Answer]]) -> None:
-        """Store several answers in one transaction (one commit)."""
+    def set_many(
+        self,
+        entries: Iterable[tuple[str, Answer]],
+        origins: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> None:
+        """Store several answers in one transaction (one commit); ``origins`` (key ->
+        origin_fields) records who answered beside each answer."""
         if self.mode == "readonly":
             raise RuntimeError("a readonly response cache is never written")
         cache = self._open()
@@ -211,6 +228,8 @@ class ResponseCache:
             with cache.transact():
                 for key, answer in entries:
                     data = answer.to_dict()
+                    if origins is not None and key in origins:
+                        data.update(origins[key])
                     if self.stamp is not None:
                         data["run"] = self.stamp
                     cache.set(key, data)
@@ -240,7 +259,9 @@ class CacheWriter:
     ) -> None:
         self._cache = cache
         self._written = written
-        self._queue: queue.Queue[tuple[str, Answer]] = queue.Queue(WRITE_BACKLOG)
+        self._queue: queue.Queue[tuple[str, Answer, ModelRequest | None]] = queue.Queue(
+            WRITE_BACKLOG
+        )
         self._closing = threading.Event()
         self._error: BaseException | None = None
         self._thread = threading.Thread(
@@ -248,8 +269,8 @@ class CacheWriter:
         )
         self._thread.start()
 
-    def put(self, key: str, answer: Answer) -> None:
-        self._queue.put((key, answer))  # blocks only when the backlog is full
+    def put(self, key: str, answer: Answer, request: ModelRequest | None = None) -> None:
+        self._queue.put((key, answer, request))  # blocks only when the backlog is full
 
     def close(self) -> None:
         """Write everything queued so far, then stop; re-raises a write error."""
@@ -268,7 +289,7 @@ class CacheWriter:
 
     def _write_batch(self) -> bool:
         """Write up to WRITE_BATCH queued answers; False when there were none."""
-        batch: list[tuple[str, Answer]] = []
+        batch: list[tuple[str, Answer, ModelRequest | None]] = []
         while len(batch) < WRITE_BATCH:
             try:
                 batch.append(self._queue.get_nowait())
@@ -277,10 +298,145 @@ class CacheWriter:
         if not batch or self._error is not None:
             return False
         try:
-            self._cache.set_many(batch)
+            self._cache.set_many(
+                [(key, answer) for key, answer, _ in batch],
+                {key: origin_fields(request) for key, _, request in batch if request is not None},
+            )
         except BaseException as error:  # reported by close(), on the caller's thread
             self._error = error
             return False
         if self._written is not None:
-            self._written([key for key, _ in batch])
+            self._written([key for key, _, _ in batch])
         return True
+
+
+# -- reading a cache folder as it is stored (python -m pytest_behavior cache) ----------
+
+# diskcache's database file in the folder, and the table and mode it stores values with.
+DATABASE_NAME = "cache.db"
+_PICKLED = 4  # diskcache.core.MODE_PICKLE: how it stores a dict
+_ENTRY_QUERY = "SELECT key, store_time, mode, filename, value FROM Cache ORDER BY rowid"
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    """One answer in a cache folder, as ``python -m pytest_behavior cache`` lists it."""
+
+    key: str
+    # POSIX time diskcache stored it (a refresh stores it again).
+    stored_at: float
+    # Bytes the value takes (in the database, or in its own file when large).
+    size: int
+    # Who answered, when the entry records it beside the answer; the key is a one-way
+    # hash of the request, so an entry that does not record it cannot say.
+    model: str | None = None
+    revision: str | None = None
+
+
+class CacheReadError(Exception):
+    """A cache folder that is missing, corrupt or not a pytest-behavior response cache.
+
+    ``kind`` says which, so a caller can say what to do: "missing" (no folder),
+    "foreign" (not a diskcache folder of answers: another program's, or the wrong
+    folder), "corrupt" (a database sqlite cannot read, or an entry it cannot decode).
+    """
+
+    def __init__(
+        self, path: Path, problem: str, kind: Literal["missing", "foreign", "corrupt"]
+    ) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+        self.kind = kind
+
+
+class _PlainData(pickle.Unpickler):
+    """Unpickles builtins only: an answer is a dict of text, numbers and lists, so a value
+    naming any class is not one (and is never imported or run)."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"it names {module}.{name}, and an answer is plain data")
+
+
+def iter_entries(directory: Path) -> Iterator[StoredEntry]:
+    """Every entry of the cache folder ``directory``, oldest row first; read-only.
+
+    Raises CacheReadError, naming the folder and what is wrong with it, for a missing
+    folder, a folder without diskcache's database, a corrupt database, or a value that
+    is not a pytest-behavior answer. Nothing is created or changed, and no value is
+    unpickled beyond plain data.
+    """
+    if not directory.is_dir():
+        problem = "is a file, not a folder" if directory.exists() else "no such folder"
+        raise CacheReadError(directory, problem, "missing")
+    database = directory / DATABASE_NAME
+    if not database.is_file():
+        raise CacheReadError(
+            directory,
+            f"holds no {DATABASE_NAME}, so it is not a pytest-behavior response cache",
+            "foreign",
+        )
+    try:
+        # Read-write but never written: a read-only connection to a WAL database leaves
+        # its -wal and -shm files behind; this one, like diskcache's, cleans up on close.
+        connection = sqlite3.connect(f"{database.absolute().as_uri()}?mode=rw", uri=True)
+    except sqlite3.Error as error:
+        raise CacheReadError(database, f"cannot be opened ({error})", "corrupt") from None
+    try:
+        try:
+            rows = connection.execute(_ENTRY_QUERY)
+        except sqlite3.DatabaseError as error:
+            raise _database_error(database, error) from None
+        while True:
+            try:
+                row = rows.fetchone()
+            except sqlite3.DatabaseError as error:
+                raise _database_error(database, error) from None
+            if row is None:
+                return
+            yield _entry(directory, row)
+    finally:
+        connection.close()
+
+
+def _database_error(database: Path, error: sqlite3.DatabaseError) -> CacheReadError:
+    if "no such table" in str(error) or "no such column" in str(error):
+        problem = f"is not a diskcache database ({error}), so not a pytest-behavior response cache"
+        return CacheReadError(database, problem, "foreign")
+    return CacheReadError(database, f"is truncated, corrupt or not a database ({error})", "corrupt")
+
+
+def _entry(directory: Path, row: tuple[Any, ...]) -> StoredEntry:
+    key, stored_at, mode, filename, value = row
+    if not isinstance(key, str) or mode != _PICKLED or not isinstance(stored_at, float | int):
+        raise CacheReadError(
+            directory, f"entry {key!r:.40} is not a pytest-behavior answer", "foreign"
+        )
+    try:
+        if value is not None:
+            raw = bytes(value)
+        else:
+            stored = (directory / str(filename)).resolve()
+            if not stored.is_relative_to(directory.resolve()):
+                raise OSError(f"its file {filename!r} lies outside the folder")
+            raw = stored.read_bytes()
+        data = _PlainData(io.BytesIO(raw)).load()
+        if not isinstance(data, dict):
+            raise TypeError(f"it holds a {type(data).__name__}, not an answer")
+        Answer.from_dict(data)
+    except Exception as error:  # a garbage pickle raises almost anything
+        # Plain data that is not an answer is another program's; anything else is damage.
+        foreign = isinstance(error, TypeError | KeyError | pickle.UnpicklingError)
+        raise CacheReadError(
+            directory,
+            f"entry {key[:16]} is unreadable or not a pytest-behavior answer ({error})",
+            "foreign" if foreign else "corrupt",
+        ) from None
+    model, revision = data.get("model"), data.get("revision")
+    return StoredEntry(
+        key=key,
+        stored_at=float(stored_at),
+        size=len(raw),
+        model=model if isinstance(model, str) else None,
+        revision=revision if isinstance(revision, str) else None,
+    )

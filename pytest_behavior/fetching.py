@@ -52,7 +52,9 @@ class Fetcher:
         self.failures: dict[str, RequestFailed] = {}
         # What the answers this process bought cost (USD, where litellm priced them).
         self.cost = 0.0
-        self._in_flight: set[str] = set()
+        # Requests sent and not yet written to the cache, by key (the writer records
+        # their model beside each answer).
+        self._in_flight: dict[str, ModelRequest] = {}
 
     def fetch(
         self,
@@ -74,7 +76,7 @@ class Fetcher:
         if first is None:
             return counts  # all cached: no event loop, no thread, no litellm import
         display = progress(counts) if progress is not None else None
-        writer = CacheWriter(self.cache, written=self._in_flight.difference_update)
+        writer = CacheWriter(self.cache, written=self._forget)
         interrupted = True
         try:
             self._client().send(
@@ -107,18 +109,23 @@ class Fetcher:
             if claims is not None and not claims.claim(key):
                 counts.skipped += 1  # another worker sends it
                 continue
-            in_flight.add(key)
+            in_flight[key] = request
             yield key, request, self._endpoint(request.model)
 
     def _store(self, writer: CacheWriter, key: str, result: Answer | RequestFailed) -> None:
         """Runs on the event loop thread as each request finishes."""
         if isinstance(result, RequestFailed):
             self.failures[key] = result
-            self._in_flight.discard(key)
+            self._in_flight.pop(key, None)
             if self.claims is not None:
                 self.claims.record_failure(key, result.reason)
         else:
-            writer.put(key, result)
+            writer.put(key, result, self._in_flight.get(key))
+
+    def _forget(self, keys: list[str]) -> None:
+        """Called by the writer once ``keys`` can be read back from the cache."""
+        for key in keys:
+            self._in_flight.pop(key, None)
 
     def _abandon_unanswered(self) -> None:
         """After an interruption: let another worker (or the next run) ask again."""
