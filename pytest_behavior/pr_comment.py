@@ -19,8 +19,6 @@ Command line::
 
 from __future__ import annotations
 
-import argparse
-import json
 import re
 import sys
 import unicodedata
@@ -487,72 +485,11 @@ def render_comment(report: dict[str, Any], *, flips: int = 5, run_url: str | Non
     return "\n".join(lines) + "\n"
 
 
-class ReportError(Exception):
-    """A report file that is missing or is not a pytest-behavior JSON report."""
-
-
-def load_report(path: Path) -> dict[str, Any]:
-    """The report in ``path``, checked enough that render_comment can read it."""
-    hint = "write one with pytest --behavior-report-json=PATH"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ReportError(f"{path}: no such report; {hint}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ReportError(f"{path}: cannot read the report ({error})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ReportError(f"{path}:{error.lineno}: not valid JSON ({error.msg})") from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), list):
-        raise ReportError(f"{path} is not a pytest-behavior JSON report; {hint}")
-    try:
-        report_results(data)
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        raise ReportError(
-            f"{path} has a result this version cannot read ({type(error).__name__}: {error})"
-        ) from None
-    return data
-
-
-def _flip_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0; got {text!r}")
-    return value
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pytest_behavior.pr_comment",
-        description="Render a pull-request comment from a --behavior-report-json report.",
-    )
-    parser.add_argument("report", type=Path, help="a file written by --behavior-report-json")
-    parser.add_argument("--out", type=Path, metavar="FILE", help="write here, not to stdout")
-    parser.add_argument(
-        "--flips",
-        type=_flip_count,
-        default=5,
-        metavar="N",
-        help="flipped cases shown per regressed trait (default 5)",
-    )
-    parser.add_argument("--run-url", metavar="URL", help="link to the workflow run")
-    arguments = parser.parse_args(argv)
-    try:
-        report = load_report(arguments.report)
-        body = render_comment(report, flips=arguments.flips, run_url=arguments.run_url)
-    except (ReportError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if arguments.out is None:
-        sys.stdout.write(body)
-    else:
-        arguments.out.parent.mkdir(parents=True, exist_ok=True)
-        arguments.out.write_text(body, encoding="utf-8")
-    return 0
+    """``python -m pytest_behavior.pr_comment``: ``python -m pytest_behavior comment``."""
+    from pytest_behavior.commands import main as commands_main
+
+    return commands_main(["comment", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":

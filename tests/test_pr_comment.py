@@ -500,10 +500,10 @@ def test_command_line_prints_to_stdout(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (None, "no such report"),
+        (None, "report.json: no such file"),
         ("{not json", "report.json:1: not valid JSON"),
-        ('{"kind": "something else"}', "is not a pytest-behavior JSON report"),
-        ('{"results": [{"model": 1}]}', "has a result this version cannot read"),
+        ('{"kind": "something else"}', "not a pytest-behavior report or baseline"),
+        ('{"schema_version": 2, "results": [{"model": 1}]}', "result 1 is not a result"),
     ],
 )
 def test_command_line_rejects_a_bad_report(

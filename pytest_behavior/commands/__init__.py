@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from pytest_behavior import __version__
 from pytest_behavior.commands import cache_command as cache_command
+from pytest_behavior.commands import comment_command as comment_command
 from pytest_behavior.commands import compare_command as compare_command
 from pytest_behavior.commands import history_command as history_command
 from pytest_behavior.commands import report_command as report_command
@@ -38,6 +39,7 @@ COMMANDS: tuple[Command, ...] = (
     history_command,
     compare_command,
     report_command,
+    comment_command,
     cache_command,
 )
 
@@ -45,6 +47,7 @@ EPILOG = """\
 examples:
   python -m pytest_behavior compare baselines/v1.json behavior-report.json
   python -m pytest_behavior report behavior-report.json --html report.html
+  python -m pytest_behavior comment behavior-report.json --out comment.md
   python -m pytest_behavior history behavior-history.jsonl --html trend.html
   python -m pytest_behavior cache info
 
