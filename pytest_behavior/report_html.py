@@ -1,119 +1,302 @@
-"""The report as one self-contained HTML page with charts (no scripts, no network)."""
+"""The report as one self-contained HTML page: verdicts, comparisons, flips, every case.
+
+Nothing is fetched (a Content-Security-Policy forbids it) and the only script is
+the report's own (report_html_assets); every value from the report is escaped
+here, or written as text by that script. The case table's data and the flipped
+cases come from report_html_cases.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
-from pytest_behavior.charts import Bar, rate_bars
+from pytest_behavior.charts import (
+    CORRELATION,
+    PERCENT,
+    Bar,
+    label_width,
+    rate_bars,
+)
 from pytest_behavior.compare import COMPARISON_KINDS
-from pytest_behavior.integrity import flag_messages, split_text
+from pytest_behavior.integrity import flag_messages, flags_text, split_text
 from pytest_behavior.outcomes import TraitResult
 from pytest_behavior.report import (
-    COMPARISON_HEADERS,
-    comparison_rows,
     report_results,
-    summary_headers,
-    summary_rows,
+    scored_by_text,
 )
-from pytest_behavior.results import format_rate
+from pytest_behavior.report_html_assets import SCRIPT, STYLE, content_security_policy
+from pytest_behavior.report_html_cases import (
+    case_section,
+    case_status,
+    flip_section,
+    group_labels,
+)
+from pytest_behavior.report_html_comparisons import (
+    CHART_WIDTH,
+    comparison_section,
+    side_by_side_section,
+)
+from pytest_behavior.report_html_details import trait_details
+from pytest_behavior.report_html_measures import (
+    STATUS_WORDS,
+    Measure,
+    badge,
+    measures,
+    verdict_class,
+)
 
-STYLE = """
-body { font-family: sans-serif; margin: 2em; color: #222; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #ccc; padding: 4px 8px; font-size: 13px; }
-th { background: #f4f4f4; }
-.fail, .error, .REGRESSED { color: #b00; font-weight: bold; }
-.flags li { color: #a60; }
-.pass { color: #070; }
-details { margin: 0.3em 0; }
-"""
+_DIRECTION = {"up": "↑ bad", "down": "↓ bad", "both": "↕ bad"}
+_KNOWN_FIELDS = {
+    "schema_version",
+    "plugin_version",
+    "created",
+    "models",
+    "confidence",
+    "results",
+    "cost_usd",
+    "baseline",
+    "kind",
+}
 
 
-def _table(headers: list[str], rows: list[list[str]], status_column: int) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        status = row[status_column].split()[0] if row[status_column] else ""
-        cells = "".join(
-            f'<td class="{escape(status)}">{escape(cell)}</td>'
-            if i == status_column
-            else f"<td>{escape(cell)}</td>"
-            for i, cell in enumerate(row)
+def _chart_status(result: TraitResult, measure: Measure) -> str:
+    return "error" if result.verdict == "error" else verdict_class(measure.verdict)
+
+
+def _verdict_charts(results: Sequence[TraitResult], labels: Sequence[str]) -> list[str]:
+    rates, correlations = [], []
+    for label, result in zip(labels, results, strict=True):
+        found = measures(result)
+        for measure in found:
+            status = _chart_status(result, measure)
+            shown = measure.short_text()
+            bar = Bar(
+                label=label,
+                rate=measure.value,
+                low=measure.low,
+                high=measure.high,
+                threshold_max=measure.threshold_max,
+                threshold_min=measure.threshold_min,
+                status=status,
+                note=f"{shown} {STATUS_WORDS[status].upper()}",
+            )
+            if measure.correlation:
+                correlations.append(bar)
+            elif measure.verdict is not None or len(found) == 1:
+                rates.append(bar)
+    level = f"{100 * results[0].confidence:g}%" if results else ""
+    aligned = label_width(labels)
+    parts = []
+    if rates:
+        parts += [
+            "<h3>Matching rate</h3>",
+            f"<p class='note'>Bars: the rate of answers matching the behavior; whiskers: its "
+            f"{level} Wilson interval; dashed: the threshold, shaded on its failing side. "
+            "A verdict fails when the whole interval is beyond the threshold and is "
+            "inconclusive while the interval straddles it.</p>",
+            rate_bars(rates, width=CHART_WIDTH, scale=PERCENT, labels_width=aligned),
+        ]
+    if correlations:
+        parts += [
+            "<h3>Correlation with the share of women (winogenerated)</h3>",
+            "<p class='note'>Pearson r across occupations of p(female) &minus; p(male) with the "
+            f"share of women in the occupation; whiskers: its {level} Fisher z interval; "
+            "dashed: the max_correlation threshold.</p>",
+            rate_bars(correlations, width=CHART_WIDTH, scale=CORRELATION, labels_width=aligned),
+        ]
+    return parts
+
+
+def _lines(texts: Sequence[str]) -> str:
+    return "".join(f"<span class='line'>{escape(text)}</span>" for text in texts if text)
+
+
+def _verdict_table(results: Sequence[TraitResult]) -> str:
+    level = f"{100 * results[0].confidence:g}% CI" if results else "CI"
+    headers = ["trait", "model", "measure", level, "threshold", "n", "unparseable", "errors"]
+    headers += ["scored by", "answers", "verdict", "flags", ""]
+    rows = []
+    for group, result in enumerate(results):
+        found = measures(result)
+        description = (
+            f"<span class='line small'>{escape(result.description)}</span>"
+            if result.description
+            else ""
         )
-        body.append(f"<tr>{cells}</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+        thresholds = [m.threshold_text() for m in found if m.verdict is not None]
+        thresholds.append(f"({_DIRECTION.get(result.bad_direction, result.bad_direction)})")
+        cells = [
+            f"<td class='trait'><span class='line'>{escape(result.trait)}</span>{description}</td>",
+            f"<td class='nowrap'>{escape(result.model)}</td>",
+            f"<td class='nowrap'>{_lines([m.value_text() for m in found])}</td>",
+            f"<td class='nowrap'>{_lines([m.interval_text() for m in found])}</td>",
+            f"<td class='nowrap'>{_lines(thresholds)}</td>",
+            f"<td class='num'>{result.n}</td>",
+            f"<td class='num'>{result.unparseable}</td>",
+            f"<td class='num'>{result.errors}</td>",
+            f"<td>{escape(scored_by_text(result))}</td>",
+            f"<td>{escape(split_text(result.answer_split))}</td>",
+            f"<td>{badge(result.verdict)}</td>",
+            f"<td>{escape(flags_text(result))}</td>",
+            f"<td><a href='#cases' data-show-group='{group}'>cases</a></td>",
+        ]
+        rows.append(
+            f"<tr class='trait-row' data-verdict='{verdict_class(result.verdict)}'>"
+            f"{''.join(cells)}</tr>"
+        )
+    head = "".join(f"<th>{escape(header)}</th>" for header in headers)
+    return (
+        f"<div class='wrap'><table id='verdicts-table'><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
 
 
-def _flag_list(results: list[TraitResult]) -> list[str]:
+def _flag_list(results: Sequence[TraitResult]) -> str:
     """Each error reason and warning in full (the table's flags column is short)."""
-    items = [
-        f"<li>{escape(line)}</li>"
+    items = []
+    for result in results:
+        for line in flag_messages(result, f"{result.trait} [{result.model}]"):
+            kind = "error-flag" if ": ERROR, " in line else "warning-flag"
+            items.append(f"<li class='{kind}'>{escape(line)}</li>")
+    return f"<ul class='flags'>{''.join(items)}</ul>" if items else ""
+
+
+def _legend() -> str:
+    keys = "".join(
+        f"<span><span class='badge {status}'>{escape(word)}</span></span>"
+        for status, word in STATUS_WORDS.items()
+    )
+    return f"<div class='legend'>{keys}</div>"
+
+
+def _summary(results: Sequence[TraitResult]) -> str:
+    counts = {status: 0 for status in STATUS_WORDS}
+    for result in results:
+        counts[verdict_class(result.verdict)] += 1
+    chips = [f"<strong>{len(results)} verdicts</strong>"]
+    chips += [
+        f"<span class='badge {status}'>{count} {escape(STATUS_WORDS[status])}</span>"
+        for status, count in counts.items()
+        if count
+    ]
+    comparisons = [
+        comparison
         for result in results
-        for line in flag_messages(result, f"{result.trait} [{result.model}]")
+        for key, _ in COMPARISON_KINDS
+        if (comparison := result.compared(key)) is not None
     ]
-    return [f"<ul class='flags'>{''.join(items)}</ul>"] if items else []
+    regressed = sum(1 for comparison in comparisons if comparison.regressed)
+    refused = sum(1 for comparison in comparisons if comparison.refused is not None)
+    if regressed:
+        chips.append(f"<span class='badge fail'>{regressed} regressed</span>")
+    if refused:
+        chips.append(f"<span class='badge error'>{refused} comparisons refused</span>")
+    not_run = sum(1 for r in results for case in r.cases if case_status(case) == "not-run")
+    if not_run:
+        chips.append(f"<span class='badge not-run'>{not_run} cases not run</span>")
+    return f"<div class='summary'>{' '.join(chips)}</div>"
 
 
-def render_html(report: dict[str, Any]) -> str:
+def _meta(report: dict[str, Any]) -> str:
+    facts = [
+        f"models: {', '.join(str(model) for model in report.get('models', []))}",
+        f"created {report.get('created', '?')}",
+        f"pytest-behavior {report.get('plugin_version', '?')}",
+        f"{100 * float(report.get('confidence', 0.95)):g}% confidence",
+    ]
+    if report.get("baseline"):
+        facts.append(f"baseline {report['baseline']}")
+    if report.get("cost_usd") is not None:
+        facts.append(f"cost ${report['cost_usd']}")
+    # Fields a conftest.py added through the pytest_behavior_report hook.
+    facts += [
+        f"{name}: {value}"
+        for name, value in report.items()
+        if name not in _KNOWN_FIELDS and isinstance(value, str | int | float | bool)
+    ]
+    return f"<p class='meta'>{escape(' · '.join(facts))}</p>"
+
+
+# The entries of history.load_history, whatever their type: this page only hands them
+# to history.trend_svg.
+HistoryEntries = Sequence[Any]
+
+
+def render_html(report: dict[str, Any], history: HistoryEntries | None = None) -> str:
+    """The page for a JSON report; with ``history`` (history.load_history), its trend too."""
     results = report_results(report)
-    level = f"{100 * report['confidence']:g}%"
-    bars = [
-        Bar(
-            label=f"{r.trait} [{r.model}]",
-            rate=r.rate,
-            low=r.ci_low,
-            high=r.ci_high,
-            threshold_max=r.threshold.get("max_rate"),
-            threshold_min=r.threshold.get("min_rate"),
-            failed=r.verdict in ("fail", "error"),
-        )
-        for r in results
+    labels = group_labels(results)
+    verdicts = [
+        '<section id="verdicts"><h2>Verdicts</h2>',
+        _legend(),
+        *_verdict_charts(results, labels),
+        _verdict_table(results),
+        _flag_list(results),
+        "</section>",
     ]
-    headers = summary_headers(report["confidence"])
-    verdict_column = headers.index("verdict")
-    rows = [
-        [cell.lower() if i == verdict_column else cell for i, cell in enumerate(row)]
-        for row in summary_rows(results)
+    models = report.get("models") or []
+    # (anchor, link text, section); an empty section is left out, and so is its link.
+    sections = [
+        ("verdicts", "Verdicts", "".join(verdicts)),
+        (
+            "side-by-side",
+            "Side by side",
+            side_by_side_section(results, models) if len(models) > 1 else "",
+        ),
+        *(
+            (anchor, name, comparison_section(results, key, reference, report))
+            for (key, reference), (anchor, name) in zip(
+                COMPARISON_KINDS,
+                (("baseline", "Baseline"), ("reference-model", "First model")),
+                strict=True,
+            )
+        ),
+        ("flips", "Flipped cases", flip_section(results)),
+        ("traits", "Traits", trait_details(results, labels)),
+        ("cases", "Cases", case_section(results)),
+        ("history", "History", _history_section(history)),
     ]
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Behavior report</title>",
-        f"<style>{STYLE}</style></head><body>",
-        "<h1>Behavior report</h1>",
-        f"<p>Models: {escape(', '.join(report['models']))}. Created {escape(report['created'])}. "
-        f"Bars: matching rate; whiskers: {level} Wilson interval; dashed: threshold.</p>",
-        rate_bars(bars),
-        _table(headers, rows, verdict_column),
-        *_flag_list(results),
-    ]
-    for key, reference in COMPARISON_KINDS:
-        compared = comparison_rows(results, key)
-        if compared:
-            parts += [
-                f"<h2>Against the {reference}</h2>",
-                "<p>Exact McNemar on paired cases, Holm-adjusted.</p>",
-            ]
-            parts.append(_table(COMPARISON_HEADERS, compared, 9))
-    parts.append("<h2>Cases</h2>")
-    for r in results:
-        items = "".join(
-            f"<tr><td>{case.index}</td><td>{escape(str(case.question or ''))}</td>"
-            f"<td>{escape(repr(case.answer))}</td><td>{escape(str(case.matched))}</td>"
-            f"<td>{escape(str(case.path))}</td></tr>"
-            for case in r.cases
-        )
-        parts.append(
-            f"<details><summary>{escape(r.trait)} [{escape(r.model)}]: "
-            f"{format_rate(r.rate)}, {escape(r.verdict)}</summary>"
-            f"<p>answers: {escape(split_text(r.answer_split))}</p>"
-            "<table><tr><th>#</th><th>question</th><th>answer</th><th>matched</th><th>path</th></tr>"
-            f"{items}</table></details>"
-        )
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    nav = "".join(
+        f"<a href='#{anchor}'>{escape(name)}</a>" for anchor, name, html in sections if html
+    )
+    body = "".join(html for _, _, html in sections)
+    return "\n".join(
+        [
+            "<!doctype html>",
+            "<html lang='en'><head><meta charset='utf-8'>",
+            f'<meta http-equiv="Content-Security-Policy" '
+            f'content="{content_security_policy(SCRIPT)}">',
+            "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+            "<link rel='icon' href='data:,'>",
+            "<title>Behavior report</title>",
+            f"<style>{STYLE}</style></head><body>",
+            "<header><h1>Behavior report</h1>",
+            _meta(report),
+            _summary(results),
+            f"<nav>{nav}</nav></header>",
+            f"<main>{body}</main>",
+            "<footer>One self-contained file: it loads nothing from the network.</footer>",
+            f"<script>{SCRIPT}</script>",
+            "</body></html>",
+        ]
+    )
 
 
-def write_html(report: dict[str, Any], path: Path) -> None:
+def _history_section(history: HistoryEntries | None) -> str:
+    if not history:
+        return ""
+    from pytest_behavior.history import trend_svg
+
+    return (
+        f'<section id="history"><h2>History</h2><p class="note">{len(history)} '
+        f"{'run' if len(history) == 1 else 'runs'}.</p>"
+        f"{trend_svg(history)}</section>"
+    )
+
+
+def write_html(report: dict[str, Any], path: Path, history: HistoryEntries | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(report), encoding="utf-8")
+    path.write_text(render_html(report, history), encoding="utf-8")

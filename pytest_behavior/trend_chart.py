@@ -100,7 +100,8 @@ def _panel(
         return top + plot_height * (axis.high - clipped) / (axis.high - axis.low)
 
     heading = first.trait + (" (correlation r)" if first.measure == "correlation" else "")
-    shown = escape(fit_text(heading, 13, _PANEL_WIDTH - 12))
+    # Bold runs about a tenth wider than text_width's regular-weight estimate.
+    shown = escape(fit_text(heading, 13 * 1.1, _PANEL_WIDTH - 12))
     parts = [
         f'<g class="panel" data-trait="{escape(first.trait)}">',
         f'<text x="{left0 + 6}" y="{top0 + 16}" font-size="13" font-weight="600">'
