@@ -23,6 +23,13 @@ def shorten(text: str, limit: int = QUOTED_LENGTH) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def one_line(text: str, width: int = 100) -> str:
+    """``text`` on one line (runs of white space joined), cut to ``width`` characters:
+    how the terminal quotes a case's question (reports keep it whole)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[: width - 3] + "..."
+
+
 def _brief(value: object, budget: int, depth: int) -> str:
     budget = max(budget, 1)
     if isinstance(value, str | bytes):

@@ -31,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from pytest_behavior.errors import one_line
 from pytest_behavior.outcomes import CaseOutcome, TraitResult
 from pytest_behavior.values import Case, Trait
 
@@ -243,10 +244,13 @@ def error_lines(result: TraitResult, *, examples: int = 5) -> list[str]:
         lines.append(
             f"  unparseable answers ({min(examples, len(unparseable))} of {len(unparseable)}):"
         )
-        lines += [f"    [{c.index}] {c.question} -> {c.answer!r}" for c in unparseable[:examples]]
+        lines += [
+            f"    [{c.index}] {one_line(c.question)} -> {c.answer!r}"
+            for c in unparseable[:examples]
+        ]
     if failed:
         lines.append(f"  failed requests ({min(examples, len(failed))} of {len(failed)}):")
-        lines += [f"    [{c.index}] {c.question}: {c.error}" for c in failed[:examples]]
+        lines += [f"    [{c.index}] {one_line(c.question)}: {c.error}" for c in failed[:examples]]
     if not cases:
         hint = "select at least one case of the trait (-k, or the case items' ids)"
     elif result.n > 0:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_behavior import __version__
+from pytest_behavior.errors import one_line
 from pytest_behavior.integrity import flags_text, split_text
 from pytest_behavior.outcomes import Comparison, TraitResult
 from pytest_behavior.results import format_rate
@@ -222,9 +223,8 @@ def flip_lines(results: Sequence[TraitResult], key: str, *, per_trait: int = 3) 
         )
         for flip in flips[:per_trait]:
             arrow = "not matching -> matching" if flip.now else "matching -> not matching"
-            question = flip.question or ""
             lines.append(
-                f"  [{flip.index}] {question[:70]}: {arrow} "
+                f"  [{flip.index}] {one_line(flip.question or '', 70)}: {arrow} "
                 f"({flip.answer_before!r} -> {flip.answer_after!r})"
             )
         if len(flips) > per_trait:

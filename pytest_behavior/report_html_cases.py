@@ -33,7 +33,8 @@ CASE_FIELDS = (
     "error",
     "cut",
 )
-# results.shorten cuts a question to this many characters, the last three "...".
+# Reports written before questions were kept whole cut them to this many characters,
+# the last three "..."; such a question is marked as cut.
 QUESTION_LIMIT = 100
 CASE_STATUSES = {
     "yes": "matched",

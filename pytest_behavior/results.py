@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from pytest_behavior import integrity
+from pytest_behavior.errors import one_line
 from pytest_behavior.families import family, scoring_summary
 from pytest_behavior.integrity import ERROR
 from pytest_behavior.outcomes import CaseOutcome, TraitResult
@@ -38,14 +39,14 @@ def case_outcome(
         return CaseOutcome(
             id=case.case_id,
             index=case.index,
-            question=shorten(case.question),
+            question=case.question,
             answer=text,
             error=error,
         )
     return CaseOutcome(
         id=case.case_id,
         index=case.index,
-        question=shorten(case.question),
+        question=case.question,
         answer=text,
         choice=score.choice,
         matched=score.matched,
@@ -81,11 +82,6 @@ def probability_summary(trait: Trait, outcomes: Sequence[CaseOutcome]) -> dict[s
         if outcome.error is None and mass is not None:
             masses.append(float(mass))
     return {"mean_matching_probability": _mean(matching), "mean_labelled_mass": _mean(masses)}
-
-
-def shorten(text: str, width: int = 100) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: width - 3] + "..."
 
 
 def trait_result(
@@ -204,5 +200,5 @@ def failure_lines(result: TraitResult, *, examples: int = 5) -> list[str]:
         label = "matched the behavior" if wanted else "did not match the behavior"
         lines.append(f"  answers that {label} ({min(examples, len(shown))} of {len(shown)}):")
         for case in shown[:examples]:
-            lines.append(f"    [{case.index}] {case.question} -> {case.answer!r}")
+            lines.append(f"    [{case.index}] {one_line(case.question)} -> {case.answer!r}")
     return lines
