@@ -121,14 +121,16 @@ def decide_family(
     alpha = 1.0 - confidence
     decided = []
     for (result, comparison), p_adjusted in zip(comparisons, adjusted, strict=True):
-        comparison = replace(comparison, p_adjusted=p_adjusted, family_size=len(comparisons))
+        trait_tolerance = result.regression_tolerance
+        allowed = tolerance if trait_tolerance is None else trait_tolerance
+        # The tolerance applied is stated on every comparison, significant or not.
+        comparison = replace(
+            comparison, p_adjusted=p_adjusted, family_size=len(comparisons), tolerance=allowed
+        )
         delta = comparison.delta
         if delta is not None and p_adjusted < alpha:
-            trait_tolerance = result.regression_tolerance
-            allowed = tolerance if trait_tolerance is None else trait_tolerance
             comparison = replace(
                 comparison,
-                tolerance=allowed,
                 regressed=is_bad_change(delta, result.bad_direction, allowed),
                 improved=not is_bad_change(delta, result.bad_direction, allowed)
                 and is_bad_change(-delta, result.bad_direction, 0.0),

@@ -88,6 +88,8 @@ def conclude(
     report["cost_usd"] = round(cost, 6) if cost else None
     if baseline_path is not None:
         report["baseline"] = baseline_path
+    if outcome.missing_from_run:
+        report["missing_from_run"] = list(outcome.missing_from_run)
     report["run_label"] = settings.run_label or default_run_label(config.rootpath)
     report["git_commit"] = git_commit(config.rootpath)
     outcome.report = report
@@ -113,16 +115,27 @@ def _write_files(outcome: SessionOutcome, settings: BehaviorSettings, root: Path
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
             write_markdown(report, Path(summary), append=True)
-    if settings.report_html is not None:
-        from pytest_behavior.report_html import write_html
-
-        write_html(report, settings.report_html)
-        outcome.written.append(f"HTML report: {settings.report_html}")
+    history = None
     if settings.history is not None:
-        from pytest_behavior.history import append_history, history_entry
+        from pytest_behavior.history import (
+            HistoryError,
+            append_history,
+            history_entry,
+            load_history,
+        )
 
         append_history(settings.history, history_entry(report, directory=root))
         outcome.written.append(f"history appended: {settings.history}")
+        try:
+            history = load_history(settings.history)
+        except HistoryError as error:  # an older line is broken: the page goes without it
+            outcome.written.append(f"history not drawn in the HTML report: {error}")
+    if settings.report_html is not None:
+        from pytest_behavior.report_html import write_html
+
+        # With a history, the page draws this run at the end of the trend.
+        write_html(report, settings.report_html, history)
+        outcome.written.append(f"HTML report: {settings.report_html}")
 
 
 def not_run_lines(

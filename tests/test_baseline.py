@@ -257,3 +257,23 @@ def test_junit_verdicts_carry_their_numbers(
         "behavior_baseline_p_value",
     ):
         assert f'name="{name}"' in xml
+
+
+def test_the_report_states_the_tolerance_and_the_traits_not_run(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+) -> None:
+    suite(pytester, count=20)
+    pytester.makefile(".yaml", behavior_calm=yes_no_suite("calm", count=20))
+    server.responder = answer_yes_for(range(2), count=20)
+    run_suite("--behavior-save-baseline=v1.json", model="openai/v1")
+    run = run_suite(
+        "behavior_power.yaml",
+        "--behavior-baseline=v1.json",
+        "--behavior-regression-tolerance=0.05",
+        model="openai/v2",
+    )
+    assert run.report["missing_from_run"] == ["calm"]
+    [result] = run.results
+    # Unchanged, so not significant: the tolerance applied is stated all the same.
+    assert result["comparison"]["regressed"] is False
+    assert result["comparison"]["tolerance"] == 0.05

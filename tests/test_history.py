@@ -245,3 +245,20 @@ def test_a_binary_file_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(HistoryError, match="not UTF-8"):
         load_history(path)
+
+
+def test_the_html_report_draws_the_history_with_this_run(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+) -> None:
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=10))
+    for label in ("step-100", "step-200"):
+        run_suite(
+            f"--behavior-run-label={label}",
+            "--behavior-history=history.jsonl",
+            "--behavior-report-html=report.html",
+        )
+    page = (pytester.path / "report.html").read_text()
+    history = page.split('<section id="history">', 1)[1].split("</section>", 1)[0]
+    assert "2 runs" in history
+    assert "step-100" in history and "step-200" in history
+    assert history.count('class="panel"') == 1
