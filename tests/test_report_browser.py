@@ -6,7 +6,8 @@ a failing, an inconclusive, a passing, an erroring and a winogenerated trait, an
 question that tries to break out of the page. Chromium is Debian's (/usr/bin/chromium);
 Playwright drives it and never downloads a browser. Every wait is one of Playwright's
 auto-waiting expectations. The full-page screenshot goes to $BEHAVIOR_ARTIFACTS
-(default: the test's tmp_path) as report.png.
+(default: the test's tmp_path) as report.png, with report-top.png (the first screen)
+and the page itself, report.html.
 """
 
 from __future__ import annotations
@@ -310,6 +311,9 @@ def test_the_page_renders_with_no_errors_and_no_network(
     artifacts.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(artifacts / "report.png"), full_page=True)
     assert (artifacts / "report.png").stat().st_size > 0
+    # The top of the page, as README's docs/report.png shows it, and the page itself.
+    page.screenshot(path=str(artifacts / "report-top.png"))
+    (artifacts / "report.html").write_bytes(real.html.read_bytes())
 
     assert opened.console_errors == []
     assert opened.page_errors == []

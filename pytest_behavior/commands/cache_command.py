@@ -136,7 +136,7 @@ def _info(location: CacheLocation, entries: list[StoredEntry], _: argparse.Names
     lines += [
         "pytest --cache-clear does NOT touch this folder: it lies outside .pytest_cache.",
         f"To remove it: python -m pytest_behavior cache clear{_dir_option(location)}; part of "
-        "it: cache prune --older-than DAYS; to ask again and overwrite: "
+        "it: cache prune --model MODEL or --older-than DAYS; to ask again and overwrite: "
         "pytest --behavior-cache-mode=refresh",
     ]
     print("\n".join(lines))
