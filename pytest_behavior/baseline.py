@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 
@@ -51,9 +52,20 @@ def load_baseline(path: Path) -> list[TraitResult]:
         ) from None
 
 
+class TraitNamed(Protocol):
+    """What finds a trait's baseline: a TraitResult, or adaptive.TraitKey before one exists."""
+
+    @property
+    def trait(self) -> str: ...
+    @property
+    def spec(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+
+
 def baseline_reference(
     baseline: list[TraitResult], path: Path
-) -> Callable[[TraitResult], tuple[TraitResult, str] | None]:
+) -> Callable[[TraitNamed], tuple[TraitResult, str] | None]:
     """Find, for a current result, the baseline result of the same trait.
 
     Same spec file and model first; a baseline saved from one model (v6) is the
@@ -64,10 +76,10 @@ def baseline_reference(
         by_trait.setdefault(result.trait, []).append(result)
     label = f"baseline {path}"
 
-    def rank(current: TraitResult, candidate: TraitResult) -> tuple[bool, bool]:
+    def rank(current: TraitNamed, candidate: TraitResult) -> tuple[bool, bool]:
         return (candidate.spec != current.spec, candidate.model != current.model)
 
-    def reference_for(current: TraitResult) -> tuple[TraitResult, str] | None:
+    def reference_for(current: TraitNamed) -> tuple[TraitResult, str] | None:
         candidates = by_trait.get(current.trait)
         if not candidates:
             return None

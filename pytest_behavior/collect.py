@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -57,13 +57,41 @@ class Selection:
         return self.groups.get(item.group) or list(item.trait.cases)
 
     def needed(self) -> Iterator[tuple[Trait, Case, str]]:
-        """(trait, case, model) per request the items need, lazily, in item order."""
+        """(trait, case, model) per request the items need, lazily, in item order.
+
+        Adaptive traits are not in it: what they need is known only as they are
+        asked (see :meth:`adaptive` and adaptive.py).
+        """
         for item in self.items:
             if isinstance(item, BehaviorCaseItem):
                 yield item.trait, item.case, item.model
-            elif isinstance(item, BehaviorVerdictItem) and item.group not in self.groups:
+            elif (
+                isinstance(item, BehaviorVerdictItem)
+                and item.group not in self.groups
+                and not item.trait.adaptive
+            ):
                 for case in item.trait.cases:
                     yield item.trait, case, item.model
+
+    def adaptive(self) -> list[tuple[GroupKey, Trait, str]]:
+        """(group, trait, model) of each selected adaptive verdict, in item order."""
+        return [
+            (item.group, item.trait, item.model)
+            for item in self.items
+            if isinstance(item, BehaviorVerdictItem) and item.trait.adaptive
+        ]
+
+    def at_most(self) -> Iterator[tuple[Trait, Case, str]]:
+        """What the items could need: :meth:`needed`, and every case an adaptive trait
+        may ask (up to max_cases, in its order). Budgets and dry runs count these."""
+        from pytest_behavior.adaptive import case_order
+
+        yield from self.needed()
+        for _, trait, model in self.adaptive():
+            order = case_order(trait)
+            limit = len(order) if trait.max_cases is None else trait.max_cases
+            for case in order[:limit]:
+                yield trait, case, model
 
 
 def behavior_items(items: Sequence[pytest.Item]) -> list[pytest.Item]:
@@ -108,10 +136,17 @@ class BehaviorSpecFile(pytest.File):
         if run.settings.min_scored is not None:
             # The run-wide minimum replaces each trait's own before items see the trait.
             traits = tuple(with_min_scored(trait, run.settings.min_scored) for trait in traits)
+        if run.settings.sequential:
+            traits = tuple(
+                replace(trait, adaptive=True) if trait.threshold.max_correlation is None else trait
+                for trait in traits
+            )
         items: list[pytest.Item] = []
         for trait_position, trait in enumerate(traits):
             for model_position, model in enumerate(run.settings.models):
-                for case in trait.cases:
+                # An adaptive trait asks cases only until decided: no item per case
+                # (cases never asked would be noise); its verdict says how many it used.
+                for case in () if trait.adaptive else trait.cases:
                     items.append(
                         BehaviorCaseItem.from_parent(
                             self,

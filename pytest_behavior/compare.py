@@ -13,8 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import cast
 
 from pytest_behavior.outcomes import CaseOutcome, Comparison, Flip, TraitResult
+from pytest_behavior.sequential import BadDirection
 from pytest_behavior.stats import holm_adjust, mcnemar_exact, paired_difference_interval
 
 # Where each kind of comparison lives in a result, and what it compares with.
@@ -116,7 +118,19 @@ def is_bad_change(delta: float, bad_direction: str, tolerance: float) -> bool:
 def decide_family(
     comparisons: Sequence[tuple[TraitResult, Comparison]], *, confidence: float, tolerance: float
 ) -> list[Comparison]:
-    """Holm-adjust a family of (result, comparison) pairs; the comparisons, decided."""
+    """Holm-adjust a family of (result, comparison) pairs; the comparisons, decided.
+
+    An adaptive trait (asked until decided) is compared with anytime-valid
+    statistics instead, so its stopping does not inflate the error rate: the
+    paired confidence sequence as the interval, and the anytime p-value of "no
+    regression beyond the tolerance" (its running minimum over the looks) into Holm.
+    """
+    comparisons = [
+        (result, _sequential(result, comparison, tolerance, confidence))
+        if result.sequential is not None
+        else (result, comparison)
+        for result, comparison in comparisons
+    ]
     adjusted = holm_adjust([comparison.p_value for _, comparison in comparisons])
     alpha = 1.0 - confidence
     decided = []
@@ -137,6 +151,28 @@ def decide_family(
             )
         decided.append(comparison)
     return decided
+
+
+def _sequential(
+    result: TraitResult, comparison: Comparison, tolerance: float, confidence: float
+) -> Comparison:
+    from pytest_behavior.sequential import anytime_p_value, paired_confidence_sequence
+
+    allowed = tolerance if result.regression_tolerance is None else result.regression_tolerance
+    up, down, paired = comparison.to_matching, comparison.to_not_matching, comparison.n_paired
+    interval = paired_confidence_sequence(up, down, paired, confidence)
+    # The looks compared with the baseline as they asked: their running minimum.
+    baseline = comparison.reference.startswith("baseline ")
+    looked = (result.sequential or {}).get("comparison") or {} if baseline else {}
+    p_value = anytime_p_value(
+        up,
+        down,
+        paired,
+        tolerance=allowed,
+        bad_direction=cast(BadDirection, result.bad_direction),
+        previous=looked.get("p_value") or 1.0,
+    )
+    return replace(comparison, ci_low=interval.low, ci_high=interval.high, p_value=p_value)
 
 
 def compare_all(

@@ -33,6 +33,7 @@ from pytest_behavior.report import (
     summary_table,
     write_json,
 )
+from pytest_behavior.results import format_rate
 from pytest_behavior.settings import BehaviorSettings
 
 
@@ -158,6 +159,26 @@ def not_run_lines(
     return lines
 
 
+def adaptive_line(result: TraitResult) -> str | None:
+    """One line per adaptive trait: cases used of available, why it stopped, the interval."""
+    sequential = result.sequential
+    if not sequential:
+        return None
+    line = (
+        f"{result.trait} [{result.model}]: {sequential['cases_used']} of "
+        f"{sequential['cases_available']} cases asked, {sequential['stopped']}"
+    )
+    if sequential.get("ci_low") is not None:
+        line += (
+            f"; anytime-valid {100 * result.confidence:g}% interval "
+            f"{format_rate(sequential['ci_low'])}-{format_rate(sequential['ci_high'])}"
+        )
+    change = sequential.get("comparison")
+    if change:
+        line += f"; vs baseline: {change['status'].replace('_', ' ')}"
+    return line
+
+
 def summary_lines(
     outcome: SessionOutcome, settings: BehaviorSettings
 ) -> list[tuple[str, list[str]]]:
@@ -166,6 +187,9 @@ def summary_lines(
     sections = [
         ("behavior verdicts", summary_table(results, confidence=settings.confidence).splitlines())
     ]
+    adaptive = [line for result in results if (line := adaptive_line(result))]
+    if adaptive:
+        sections.append(("behavior adaptive traits", adaptive))
     if len(settings.models) > 1:
         sections.append(
             ("behavior side by side", side_by_side_table(results, settings.models).splitlines())

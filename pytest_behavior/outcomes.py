@@ -185,6 +185,8 @@ class TraitResult:
     # The family's own measures (winogenerated's correlation), in the JSON under
     # the family's name.
     family_summary: Mapping[str, Any] | None = None
+    # sample: adaptive (adaptive.AdaptiveTrait.summary): cases used, why it stopped.
+    sequential: Mapping[str, Any] | None = None
     comparison: Comparison | None = None
     model_comparison: Comparison | None = None
 

@@ -124,7 +124,7 @@ def pytest_collection_modifyitems(
     selection = Selection.of(items)
     if selection is None:
         return
-    run.plan = run.plan_for(selection.needed)
+    run.plan = run.plan_for(selection.at_most)
     deselected = behavior_items(items)
     dropped = {id(item) for item in deselected}
     items[:] = [item for item in items if id(item) not in dropped]

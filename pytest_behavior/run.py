@@ -38,6 +38,8 @@ from pytest_behavior.values import (
 )
 
 if TYPE_CHECKING:
+    from pytest_behavior.adaptive import AdaptiveTrait, BaselineCases
+    from pytest_behavior.baseline import TraitNamed
     from pytest_behavior.budget import RunPlan
     from pytest_behavior.claims import RequestClaims
     from pytest_behavior.client import Endpoint, ModelClient
@@ -76,7 +78,7 @@ class BehaviorRun:
         self.results: list[TraitResult] = []
         # Set at session end on the controller (finish.conclude).
         self.outcome: SessionOutcome | None = None
-        self._baseline_lookup: Callable[[TraitResult], tuple[TraitResult, str] | None] | None = None
+        self._baseline_lookup: Callable[[TraitNamed], tuple[TraitResult, str] | None] | None = None
         self._cache: ResponseCache | None = None
         self._temporary_cache_dir: Path | None = None
         self._client: ModelClient | None = None
@@ -97,6 +99,8 @@ class BehaviorRun:
         self.not_run: Counter[tuple[str, str]] = Counter()
         self.not_run_ids: dict[tuple[str, str], list[str]] = {}
         self._undecided: set[str] = set()
+        # Adaptive traits' looks, by (spec, trait, model): the prefetch's, or replayed.
+        self._adaptive: dict[tuple[str, str, str], AdaptiveTrait] = {}
         # Under xdist, on the controller: what the workers paid (from workeroutput).
         self.workers_cost = 0.0
 
@@ -356,17 +360,21 @@ class BehaviorRun:
     def trait_result(
         self, trait: Trait, model: str, cases: Sequence[Case], position: tuple[int, int]
     ) -> TraitResult:
-        """The verdict over ``cases``; raises CasesNotRun when some of them were not run."""
-        requests = [self.request_for(trait, case, model) for case in cases]
-        self.fetcher.fetch(requests)
-        outcomes = [
-            self._outcome(trait, case, request)
-            for case, request in zip(cases, requests, strict=True)
-        ]
+        """The verdict over ``cases``; raises CasesNotRun when some of them were not run.
+
+        An adaptive trait's verdict is over the cases its looks asked (``cases`` is
+        then ignored): the prefetch's, or the same looks replayed from the answers.
+        """
+        adaptive = None
+        if trait.adaptive:
+            adaptive = self._adaptive_trait(trait, model)
+            outcomes = list(adaptive.outcomes)
+        else:
+            outcomes = self._ask(trait, model, cases)
         not_run = [o.error for o in outcomes if o.error is not None and is_not_run(o.error)]
         if not_run:
             raise CasesNotRun(not_run[0])
-        return build_trait_result(
+        result = build_trait_result(
             trait=trait,
             model=model,
             outcomes=outcomes,
@@ -374,6 +382,114 @@ class BehaviorRun:
             scoring=self._scoring_mode(trait),
             template=self.template_for(trait, model),
             position=position,
+        )
+        if adaptive is None:
+            return result
+        from pytest_behavior.adaptive import adaptive_result
+
+        return adaptive_result(result, adaptive)
+
+    def _ask(self, trait: Trait, model: str, cases: Sequence[Case]) -> list[CaseOutcome]:
+        requests = [self.request_for(trait, case, model) for case in cases]
+        self.fetcher.fetch(requests)
+        return [
+            self._outcome(trait, case, request)
+            for case, request in zip(cases, requests, strict=True)
+        ]
+
+    # -- adaptive traits (adaptive.py) ----------------------------------------
+
+    def _adaptive_state(self, trait: Trait, model: str) -> AdaptiveTrait:
+        from pytest_behavior.adaptive import AdaptiveTrait, case_order
+
+        order = case_order(trait)
+        # The probe (if any) asks the first case of the order: no request it won't use.
+        exact = self.scoring_method(trait, model, order[0] if order else None) == "exact"
+        return AdaptiveTrait(
+            trait=trait,
+            model=model,
+            order=order,
+            confidence=self.settings.confidence,
+            # Exact scoring scores every case it asks: the file is the population.
+            population=len(trait.cases) if exact else None,
+            baseline=self._baseline_cases(trait, model),
+        )
+
+    def _adaptive_trait(self, trait: Trait, model: str) -> AdaptiveTrait:
+        """The looks of an adaptive trait: the prefetch's, else replayed now."""
+        key = (trait.spec_path, trait.name, model)
+        state = self._adaptive.get(key)
+        if state is None:
+            from pytest_behavior.adaptive import run_rounds
+
+            state = self._adaptive_state(trait, model)
+            run_rounds([state], self._ask_batches)
+            self._adaptive[key] = state
+        return state
+
+    def _ask_batches(
+        self,
+        batches: Sequence[tuple[AdaptiveTrait, Sequence[Case]]],
+        counts: FetchCounts | None = None,
+    ) -> list[list[CaseOutcome]]:
+        """One round of adaptive batches, sent together; each batch's outcomes in order."""
+        requests = [
+            [self.request_for(state.trait, case, state.model) for case in batch]
+            for state, batch in batches
+        ]
+        flat = [request for batch in requests for request in batch]
+        if counts is None:
+            self.fetcher.fetch(flat)
+        else:
+            from pytest_behavior.progress import progress_for
+
+            counts.planned += len(flat)
+            self.fetcher.fetch(
+                flat, counts=counts, progress=lambda counts: progress_for(self.config, counts)
+            )
+        return [
+            [
+                self._outcome(state.trait, case, request)
+                for case, request in zip(batch, batch_requests, strict=True)
+            ]
+            for (state, batch), batch_requests in zip(batches, requests, strict=True)
+        ]
+
+    def _prefetch_adaptive(self, counts: FetchCounts) -> None:
+        """Every selected adaptive trait, asked round by round until each is decided."""
+        if self.selection is None:
+            return
+        from pytest_behavior.adaptive import run_rounds
+
+        states = []
+        for (_, name, model), trait, _ in ((g, t, m) for g, t, m in self.selection.adaptive()):
+            key = (trait.spec_path, name, model)
+            if key not in self._adaptive:
+                self._adaptive[key] = self._adaptive_state(trait, model)
+                states.append(self._adaptive[key])
+        run_rounds(states, lambda batches: self._ask_batches(batches, counts))
+
+    def _baseline_cases(self, trait: Trait, model: str) -> BaselineCases | None:
+        """The baseline outcomes an adaptive trait's comparison pairs with, if any."""
+        if self.settings.baseline is None:
+            return None
+        from pytest_behavior.adaptive import BaselineCases
+        from pytest_behavior.baseline import baseline_reference, load_baseline
+
+        if self._baseline_lookup is None:
+            path = self.settings.baseline
+            self._baseline_lookup = baseline_reference(load_baseline(path), path)
+        from pytest_behavior.adaptive import TraitKey
+
+        found = self._baseline_lookup(TraitKey(trait=trait.name, spec=trait.spec_path, model=model))
+        if found is None:
+            return None
+        reference = found[0]
+        tolerance = trait.regression_tolerance
+        return BaselineCases(
+            matched={c.id: bool(c.matched) for c in reference.cases if c.matched is not None},
+            tolerance=self.settings.regression_tolerance if tolerance is None else tolerance,
+            bad_direction=trait.threshold.bad_direction,
         )
 
     # -- hooks ---------------------------------------------------------------
@@ -385,10 +501,10 @@ class BehaviorRun:
         # With collection errors pytest stops before the first item: send nothing then.
         stopping = session.testsfailed and not session.config.option.continue_on_collection_errors
         if self.selection is not None and not session.config.option.collectonly and not stopping:
-            self._prefetch(self.selection.needed)
+            self._prefetch(self.selection)
         return (yield)
 
-    def _prefetch(self, needed: Callable[[], Iterator[tuple[Trait, Case, str]]]) -> None:
+    def _prefetch(self, selection: Selection) -> None:
         """Send every request the selected items need, before the first item runs.
 
         Under xdist every worker walks the same requests and sends those it
@@ -397,8 +513,10 @@ class BehaviorRun:
         """
         from pytest_behavior.progress import FetchCounts, progress_for
 
+        needed = selection.needed
         if self.settings.max_requests is not None or self.settings.max_cost is not None:
-            self._check_budget(self.plan_for(needed))
+            # Adaptive traits counted at their most (max_cases): a budget is a bound.
+            self._check_budget(self.plan_for(selection.at_most))
         counts = FetchCounts(planned=sum(1 for _ in needed()))
         # Which method each model's endpoint supports, before the requests are built.
         for trait, case, model in needed():
@@ -411,6 +529,7 @@ class BehaviorRun:
             counts=counts,
             progress=lambda counts: progress_for(self.config, counts),
         )
+        self._prefetch_adaptive(counts)
         if counts.sent == 0 and counts.skipped:
             self._say_all_cached(counts)
 

@@ -50,6 +50,8 @@ class BehaviorSettings:
     baseline: Path | None = None
     regression_tolerance: float = 0.0
     compare_models: bool = False
+    # Every rate-gated trait asked as sample: adaptive (adaptive.py).
+    sequential: bool = False
     history: Path | None = None
     # The run's name in reports and history; None: git describe (history.default_run_label).
     run_label: str | None = None
@@ -335,6 +337,13 @@ OPTIONS: tuple[Option, ...] = (
         parse=_tolerance,
         default=0.0,
         metavar="RATE",
+    ),
+    Option(
+        "sequential",
+        "ask every rate-gated trait as sample: adaptive does: in seeded batches, "
+        "stopping once an anytime-valid interval decides it.",
+        flag="--behavior-sequential",
+        switch=True,
     ),
     Option(
         "compare_models",

@@ -57,6 +57,9 @@ TRAIT_KEYS = (
     "regression_tolerance",
     "min_scored",
     "shuffle_choices",
+    "min_cases",
+    "max_cases",
+    "batch_size",
 )
 DEFAULT_KEYS = tuple(key for key in TRAIT_KEYS if key not in ("name", "cases", "source"))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
@@ -218,6 +221,14 @@ def _make_trait(
             f"max_correlation applies to {correlating} traits; {brief(name)} is {family}",
             "bound the matching rate with max_rate or min_rate instead",
         )
+    if settings["adaptive"] and settings["threshold"].max_correlation is not None:
+        raise SpecError(
+            display,
+            entry.line_of("sample") or entry.line,
+            f"sample: adaptive decides a matching rate; {brief(name)} is gated on "
+            "max_correlation, which needs every occupation",
+            "leave out sample: adaptive (or write sample: 200 for a fixed subset)",
+        )
     if continuation is None:
         # A trait's own prompt is taken exactly as written.
         continuation = (
@@ -274,12 +285,22 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
             f"use one of {', '.join(SCORING_MODES)}",
         )
     sample, sample_line = _setting(entry, defaults, "sample")
-    if sample is not None and (
+    adaptive = sample == "adaptive"
+    if adaptive:
+        sample = None
+    elif sample is not None and (
         isinstance(sample, bool) or not isinstance(sample, int) or not 1 <= sample < _WHOLE_LIMIT
     ):
         raise SpecError(
-            display, sample_line, "sample must be a whole number >= 1", "write sample: 200"
+            display,
+            sample_line,
+            "sample must be a whole number >= 1, or adaptive",
+            "write sample: 200 (a fixed subset) or sample: adaptive (ask until decided)",
         )
+    adaptive_sizes = {
+        key: _whole_setting(entry, defaults, key, display)
+        for key in ("min_cases", "max_cases", "batch_size")
+    }
     seed, seed_line = _setting(entry, defaults, "seed")
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _WHOLE_LIMIT
@@ -336,6 +357,10 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
             "write shuffle_choices: true",
         )
     return {
+        "adaptive": adaptive,
+        "min_cases": adaptive_sizes["min_cases"] or 20,
+        "max_cases": adaptive_sizes["max_cases"],
+        "batch_size": adaptive_sizes["batch_size"] or 20,
         "min_scored": min_scored,
         "shuffle_choices": bool(shuffle),
         "family": family,
@@ -348,6 +373,24 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
         "seed": seed or 0,
         "regression_tolerance": None if tolerance is None else float(tolerance),
     }
+
+
+def _whole_setting(entry: LineDict, defaults: LineDict, key: str, display: str) -> int | None:
+    """An adaptive trait's case count (min_cases, max_cases, batch_size): a whole number >= 1."""
+    value, line = _setting(entry, defaults, key)
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < _WHOLE_LIMIT
+    ):
+        raise SpecError(
+            display,
+            line,
+            f"{key} must be a whole number >= 1",
+            f"write {key}: {_ADAPTIVE_EXAMPLES[key]} (with sample: adaptive)",
+        )
+    return value
+
+
+_ADAPTIVE_EXAMPLES = {"min_cases": 20, "max_cases": 1000, "batch_size": 20}
 
 
 def _parse_threshold(value: Any, line: int, *, display: str, trait: LineDict) -> Threshold:

@@ -125,6 +125,11 @@ class Trait:
     min_scored: int | None = None
     # Options re-lettered per case (shuffling.py).
     shuffle_choices: bool = False
+    # sample: adaptive (adaptive.py): cases asked in seeded batches until decided.
+    adaptive: bool = False
+    min_cases: int = 20
+    max_cases: int | None = None
+    batch_size: int = 20
 
 
 @dataclass(frozen=True)
