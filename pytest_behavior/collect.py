@@ -136,9 +136,13 @@ class BehaviorSpecFile(pytest.File):
         if run.settings.min_scored is not None:
             # The run-wide minimum replaces each trait's own before items see the trait.
             traits = tuple(with_min_scored(trait, run.settings.min_scored) for trait in traits)
+        if run.settings.samples is not None:
+            traits = tuple(replace(trait, samples=run.settings.samples) for trait in traits)
         if run.settings.sequential:
             traits = tuple(
-                replace(trait, adaptive=True) if trait.threshold.max_correlation is None else trait
+                replace(trait, adaptive=True)
+                if trait.threshold.max_correlation is None and trait.samples == 1
+                else trait
                 for trait in traits
             )
         items: list[pytest.Item] = []

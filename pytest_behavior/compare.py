@@ -15,7 +15,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
+from pytest_behavior.clustered import paired_sampled_comparison
 from pytest_behavior.outcomes import CaseOutcome, Comparison, Flip, TraitResult
+from pytest_behavior.sampling import is_sampled, sampled_cases
 from pytest_behavior.sequential import BadDirection
 from pytest_behavior.stats import holm_adjust, mcnemar_exact, paired_difference_interval
 
@@ -84,6 +86,8 @@ def paired_comparison(
         )
     n_paired = len(paired)
     interval = paired_difference_interval(to_not_matching, to_matching, n_paired, confidence)
+    if is_sampled(current.cases) or is_sampled(reference.cases):
+        return _sampled_comparison(current, reference, reference_name, confidence, flips)
     return Comparison(
         reference=reference_name,
         reference_rate=_rate(before, paired),
@@ -97,6 +101,41 @@ def paired_comparison(
         p_value=mcnemar_exact(to_not_matching, to_matching),
         added=tuple(sorted(case_id for case_id in after if case_id not in before)),
         removed=tuple(sorted(case_id for case_id in before if case_id not in after)),
+        flips=tuple(flips),
+    )
+
+
+def _sampled_comparison(
+    current: TraitResult,
+    reference: TraitResult,
+    reference_name: str,
+    confidence: float,
+    flips: list[Flip],
+) -> Comparison:
+    """With repeated samples the change is in each case's share of matching answers,
+    paired by case (clustered.paired_sampled_comparison); flips are majority changes."""
+    after, before = sampled_cases(current.cases), sampled_cases(reference.cases)
+    sampled = paired_sampled_comparison(after, before, confidence)
+    shares_after = {case.case_id: case.share for case in after}
+    shares_before = {case.case_id: case.share for case in before}
+    paired = [case_id for case_id in shares_after if case_id in shares_before]
+
+    def mean(shares: dict[str, float]) -> float | None:
+        return sum(shares[case_id] for case_id in paired) / len(paired) if paired else None
+
+    return Comparison(
+        reference=reference_name,
+        reference_rate=mean(shares_before),
+        rate=mean(shares_after),
+        n_paired=sampled.n_paired,
+        delta=sampled.delta if sampled.n_paired else None,
+        ci_low=sampled.interval.low,
+        ci_high=sampled.interval.high,
+        to_matching=sum(1 for flip in flips if flip.now),
+        to_not_matching=sum(1 for flip in flips if not flip.now),
+        p_value=sampled.p_value,
+        added=sampled.added,
+        removed=sampled.removed,
         flips=tuple(flips),
     )
 

@@ -160,10 +160,19 @@ def not_run_lines(
 
 
 def adaptive_line(result: TraitResult) -> str | None:
-    """One line per adaptive trait: cases used of available, why it stopped, the interval."""
+    """One line per adaptive trait: cases used of available, why it stopped, the interval;
+    per sampled trait: samples per case, the design effect, the unstable cases."""
     sequential = result.sequential
     if not sequential:
-        return None
+        sampling = result.sampling
+        if not sampling:
+            return None
+        return (
+            f"{result.trait} [{result.model}]: {sampling['samples']} samples per case at "
+            f"temperature {sampling['temperature']:g} over {sampling['cases']} cases; design "
+            f"effect {sampling['design_effect']:.2f} (effective n {sampling['effective_n']:.0f}); "
+            f"{sampling['unstable']} unstable cases"
+        )
     line = (
         f"{result.trait} [{result.model}]: {sequential['cases_used']} of "
         f"{sequential['cases_available']} cases asked, {sequential['stopped']}"
@@ -189,7 +198,7 @@ def summary_lines(
     ]
     adaptive = [line for result in results if (line := adaptive_line(result))]
     if adaptive:
-        sections.append(("behavior adaptive traits", adaptive))
+        sections.append(("behavior adaptive and sampled traits", adaptive))
     if len(settings.models) > 1:
         sections.append(
             ("behavior side by side", side_by_side_table(results, settings.models).splitlines())

@@ -30,6 +30,10 @@ class CaseOutcome:
     topk_bound: bool = False
     fallback: bool = False
     error: str | None = None
+    # samples: K (sampling.py): the parsed samples, how many matched, every answer.
+    samples: int | None = None
+    sample_matches: int | None = None
+    sample_answers: tuple[str | None, ...] = ()
 
     @property
     def scored(self) -> bool:
@@ -41,6 +45,7 @@ class CaseOutcome:
         for name in ("probabilities", "logprobs"):
             if data[name] is not None:
                 data[name] = dict(data[name])
+        data["sample_answers"] = list(self.sample_answers)
         return data
 
     @classmethod
@@ -48,6 +53,7 @@ class CaseOutcome:
         known = {item.name for item in fields(cls)}
         values = {name: value for name, value in data.items() if name in known}
         values.setdefault("question", "")
+        values["sample_answers"] = tuple(values.get("sample_answers") or ())
         return cls(**values)
 
 
@@ -187,6 +193,8 @@ class TraitResult:
     family_summary: Mapping[str, Any] | None = None
     # sample: adaptive (adaptive.AdaptiveTrait.summary): cases used, why it stopped.
     sequential: Mapping[str, Any] | None = None
+    # samples: K (sampling.sampled_result): samples, design effect, unstable cases.
+    sampling: Mapping[str, Any] | None = None
     comparison: Comparison | None = None
     model_comparison: Comparison | None = None
 

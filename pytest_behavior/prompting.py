@@ -53,15 +53,16 @@ def render_prompt(template: str, case: Case) -> str:
 
 
 def sampling_params(
-    method: str, *, max_tokens: int, top_logprobs: int
+    method: str, *, max_tokens: int, top_logprobs: int, temperature: float = 0.0
 ) -> tuple[tuple[str, object], ...]:
-    """Exact: prompt log-probabilities (exact.py). Else greedy decoding, with the
-    top alternatives of each generated token for top-k scoring."""
+    """Exact: prompt log-probabilities (exact.py). Else decoding at ``temperature``
+    (greedy by default; repeated samples, sampling.py, sample), with the top
+    alternatives of each generated token for top-k scoring."""
     if method == "exact":
         from pytest_behavior.exact import EXACT_PARAMS
 
         return EXACT_PARAMS
-    params: list[tuple[str, object]] = [("temperature", 0.0), ("max_tokens", max_tokens)]
+    params: list[tuple[str, object]] = [("temperature", temperature), ("max_tokens", max_tokens)]
     if method == "topk":
         params += [("logprobs", True), ("top_logprobs", top_logprobs)]
     return tuple(params)

@@ -114,6 +114,24 @@ def _lines(texts: Sequence[str]) -> str:
     return "".join(f"<span class='line'>{escape(text)}</span>" for text in texts if text)
 
 
+def _interval_note(result: TraitResult) -> str:
+    """How the interval was made, where it is not the fixed-n Wilson interval."""
+    notes = []
+    if result.sequential:
+        sequential = result.sequential
+        notes.append(
+            f"anytime-valid; {sequential['cases_used']} of {sequential['cases_available']} "
+            f"cases asked, {sequential['stopped']}"
+        )
+    if result.sampling:
+        sampling = result.sampling
+        notes.append(
+            f"{sampling['samples']} samples per case at temperature {sampling['temperature']:g}; "
+            f"design effect {sampling['design_effect']:.2f}, {sampling['unstable']} unstable"
+        )
+    return "".join(f"<span class='line small'>{escape(note)}</span>" for note in notes)
+
+
 def _verdict_table(results: Sequence[TraitResult]) -> str:
     level = f"{100 * results[0].confidence:g}% CI" if results else "CI"
     headers = ["trait", "model", "measure", level, "threshold", "n", "unparseable", "errors"]
@@ -132,7 +150,8 @@ def _verdict_table(results: Sequence[TraitResult]) -> str:
             f"<td class='trait'><span class='line'>{escape(result.trait)}</span>{description}</td>",
             f"<td class='nowrap'>{escape(result.model)}</td>",
             f"<td class='nowrap'>{_lines([m.value_text() for m in found])}</td>",
-            f"<td class='nowrap'>{_lines([m.interval_text() for m in found])}</td>",
+            f"<td class='nowrap'>{_lines([m.interval_text() for m in found])}"
+            f"{_interval_note(result)}</td>",
             f"<td class='nowrap'>{_lines(thresholds)}</td>",
             f"<td class='num'>{result.n}</td>",
             f"<td class='num'>{result.unparseable}</td>",

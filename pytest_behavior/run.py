@@ -15,6 +15,7 @@ import tempfile
 import uuid
 from collections import Counter
 from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -273,7 +274,25 @@ class BehaviorRun:
     def request_for(self, trait: Trait, case: Case, model: str) -> ModelRequest:
         return self._build(trait, case, model, self.scoring_method(trait, model, case))
 
-    def _build(self, trait: Trait, case: Case, model: str, method: str) -> ModelRequest:
+    def requests_for(self, trait: Trait, case: Case, model: str) -> list[ModelRequest]:
+        """The case's requests: one, or with ``samples: K`` where exact scoring is not
+        available, K generated at the trait's temperature (sampling.py)."""
+        method = self.scoring_method(trait, model, case)
+        if trait.samples <= 1 or method == "exact":
+            return [self._build(trait, case, model, method)]
+        from pytest_behavior.sampling import DEFAULT_TEMPERATURE
+
+        temperature = DEFAULT_TEMPERATURE if trait.temperature is None else trait.temperature
+        first = self._build(trait, case, model, "generate", temperature=temperature)
+        return [replace(first, sample_index=index) for index in range(trait.samples)]
+
+    def _request_count(self, trait: Trait, model: str) -> int:
+        sampled = trait.samples > 1 and self._methods.get(model) != "exact"
+        return trait.samples if sampled and self._scoring_mode(trait) != "exact" else 1
+
+    def _build(
+        self, trait: Trait, case: Case, model: str, method: str, *, temperature: float = 0.0
+    ) -> ModelRequest:
         local = model.startswith(LOCAL_PREFIX)
         return build_request(
             case,
@@ -285,6 +304,7 @@ class BehaviorRun:
                 method,
                 max_tokens=self.settings.max_tokens,
                 top_logprobs=self.settings.top_logprobs,
+                temperature=temperature,
             ),
             method=method,
             revision=None if local else self.served_revision(model),
@@ -334,7 +354,9 @@ class BehaviorRun:
     def answer(self, request: ModelRequest) -> Answer | RequestFailed:
         return self.fetcher.answer(request)
 
-    def _outcome(self, trait: Trait, case: Case, request: ModelRequest) -> CaseOutcome:
+    def _outcome(
+        self, trait: Trait, case: Case, request: ModelRequest, mode: str | None = None
+    ) -> CaseOutcome:
         result = self.answer(request)
         if isinstance(result, RequestFailed):
             stopped = self._client.stops.stopped(request.model) if self._client else None
@@ -346,7 +368,7 @@ class BehaviorRun:
             answer=result,
             case=case,
             trait=trait,
-            mode=self._score_mode(trait, request.model, case),
+            mode=mode or self._score_mode(trait, request.model, case),
             config=self.config,
         )
         return case_outcome(case, result, score, None)
@@ -355,7 +377,15 @@ class BehaviorRun:
 
     def case_outcome(self, trait: Trait, case: Case, model: str) -> CaseOutcome:
         # The prefetch sent this case's request (or another worker did: answer() waits).
-        return self._outcome(trait, case, self.request_for(trait, case, model))
+        requests = self.requests_for(trait, case, model)
+        if len(requests) == 1:
+            return self._outcome(trait, case, requests[0])
+        from pytest_behavior.sampling import combine_samples
+
+        # Repeated samples are parsed from their text, whatever the trait's mode.
+        return combine_samples(
+            [self._outcome(trait, case, request, "generate") for request in requests]
+        )
 
     def trait_result(
         self, trait: Trait, model: str, cases: Sequence[Case], position: tuple[int, int]
@@ -384,18 +414,25 @@ class BehaviorRun:
             position=position,
         )
         if adaptive is None:
-            return result
+            from pytest_behavior.sampling import DEFAULT_TEMPERATURE, is_sampled, sampled_result
+
+            if not is_sampled(outcomes):
+                return result
+            return sampled_result(
+                result,
+                samples=trait.samples,
+                temperature=DEFAULT_TEMPERATURE if trait.temperature is None else trait.temperature,
+                threshold=trait.threshold,
+            )
         from pytest_behavior.adaptive import adaptive_result
 
         return adaptive_result(result, adaptive)
 
     def _ask(self, trait: Trait, model: str, cases: Sequence[Case]) -> list[CaseOutcome]:
-        requests = [self.request_for(trait, case, model) for case in cases]
-        self.fetcher.fetch(requests)
-        return [
-            self._outcome(trait, case, request)
-            for case, request in zip(cases, requests, strict=True)
-        ]
+        self.fetcher.fetch(
+            request for case in cases for request in self.requests_for(trait, case, model)
+        )
+        return [self.case_outcome(trait, case, model) for case in cases]
 
     # -- adaptive traits (adaptive.py) ----------------------------------------
 
@@ -517,15 +554,16 @@ class BehaviorRun:
         if self.settings.max_requests is not None or self.settings.max_cost is not None:
             # Adaptive traits counted at their most (max_cases): a budget is a bound.
             self._check_budget(self.plan_for(selection.at_most))
-        counts = FetchCounts(planned=sum(1 for _ in needed()))
+        counts = FetchCounts()
         # Which method each model's endpoint supports, before the requests are built.
         for trait, case, model in needed():
             if model not in self._methods:
                 self.scoring_method(trait, model, case, counts)
             if len(self._methods) == len(self.settings.models):
                 break
+        counts.planned = sum(self._request_count(trait, model) for trait, _, model in needed())
         self.fetcher.fetch(
-            (self.request_for(*one) for one in needed()),
+            (request for one in needed() for request in self.requests_for(*one)),
             counts=counts,
             progress=lambda counts: progress_for(self.config, counts),
         )
@@ -556,7 +594,9 @@ class BehaviorRun:
             if model not in self._methods:
                 self._methods[model] = self._method_from_cache(trait, case, model)
         requests = (
-            (trait.name, self.request_for(trait, case, model)) for trait, case, model in needed()
+            (trait.name, request)
+            for trait, case, model in needed()
+            for request in self.requests_for(trait, case, model)
         )
         priced = self.settings.dry_run or self.settings.max_cost is not None
         plan = plan_requests(

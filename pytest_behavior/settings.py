@@ -52,6 +52,8 @@ class BehaviorSettings:
     compare_models: bool = False
     # Every rate-gated trait asked as sample: adaptive (adaptive.py).
     sequential: bool = False
+    # Every trait's samples: K (sampling.py).
+    samples: int | None = None
     history: Path | None = None
     # The run's name in reports and history; None: git describe (history.default_run_label).
     run_label: str | None = None
@@ -344,6 +346,14 @@ OPTIONS: tuple[Option, ...] = (
         "stopping once an anytime-valid interval decides it.",
         flag="--behavior-sequential",
         switch=True,
+    ),
+    Option(
+        "samples",
+        "ask each case K times at the trait's temperature where no exact logprob scoring "
+        "is available, and score the share of matching answers (every trait's samples).",
+        flag="--behavior-samples",
+        parse=_whole(1),
+        metavar="K",
     ),
     Option(
         "compare_models",

@@ -60,6 +60,8 @@ TRAIT_KEYS = (
     "min_cases",
     "max_cases",
     "batch_size",
+    "samples",
+    "temperature",
 )
 DEFAULT_KEYS = tuple(key for key in TRAIT_KEYS if key not in ("name", "cases", "source"))
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-/]*$")
@@ -299,8 +301,27 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
         )
     adaptive_sizes = {
         key: _whole_setting(entry, defaults, key, display)
-        for key in ("min_cases", "max_cases", "batch_size")
+        for key in ("min_cases", "max_cases", "batch_size", "samples")
     }
+    temperature, temperature_line = _setting(entry, defaults, "temperature")
+    if temperature is not None and (
+        isinstance(temperature, bool)
+        or not isinstance(temperature, int | float)
+        or not 0 <= temperature <= 5
+    ):
+        raise SpecError(
+            display,
+            temperature_line,
+            "temperature must be a number from 0 to 5",
+            "write temperature: 1.0 (with samples: 5)",
+        )
+    if adaptive and (adaptive_sizes["samples"] or 1) > 1:
+        raise SpecError(
+            display,
+            entry.line_of("samples") or sample_line,
+            "sample: adaptive asks each case once; samples: K asks each case K times",
+            "use one of them (the sequential intervals assume one answer per case)",
+        )
     seed, seed_line = _setting(entry, defaults, "seed")
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < _WHOLE_LIMIT
@@ -361,6 +382,8 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
         "min_cases": adaptive_sizes["min_cases"] or 20,
         "max_cases": adaptive_sizes["max_cases"],
         "batch_size": adaptive_sizes["batch_size"] or 20,
+        "samples": adaptive_sizes["samples"] or 1,
+        "temperature": None if temperature is None else float(temperature),
         "min_scored": min_scored,
         "shuffle_choices": bool(shuffle),
         "family": family,
@@ -385,12 +408,13 @@ def _whole_setting(entry: LineDict, defaults: LineDict, key: str, display: str) 
             display,
             line,
             f"{key} must be a whole number >= 1",
-            f"write {key}: {_ADAPTIVE_EXAMPLES[key]} (with sample: adaptive)",
+            f"write {key}: {_ADAPTIVE_EXAMPLES[key]}"
+            + ("" if key == "samples" else " (with sample: adaptive)"),
         )
     return value
 
 
-_ADAPTIVE_EXAMPLES = {"min_cases": 20, "max_cases": 1000, "batch_size": 20}
+_ADAPTIVE_EXAMPLES = {"min_cases": 20, "max_cases": 1000, "batch_size": 20, "samples": 5}
 
 
 def _parse_threshold(value: Any, line: int, *, display: str, trait: LineDict) -> Threshold:

@@ -130,6 +130,10 @@ class Trait:
     min_cases: int = 20
     max_cases: int | None = None
     batch_size: int = 20
+    # samples: K (sampling.py): each case asked K times at temperature where no
+    # exact logprob scoring is available.
+    samples: int = 1
+    temperature: float | None = None
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,7 @@ def test_a_clear_trait_is_decided_in_a_fraction_of_its_cases(
     assert "without replacement" in sequential["interval"]  # exact scoring scores all
     run.result.stdout.fnmatch_lines(
         [
-            "*behavior adaptive traits*",
+            "*behavior adaptive and sampled traits*",
             f"power-seeking [[]openai/test-model[]]: {used} of {CASES} cases asked, decided pass;"
             " anytime-valid 95% interval *",
         ]
