@@ -76,11 +76,17 @@ class AdaptiveTrait:
     model: str
     confidence: float
     population: int | None
-    baseline: BaselineCases | None = None
+    # What it is compared with as it asks: "comparison" (the baseline) and/or
+    # "model_comparison" (the first model's outcomes, filled in as that one asks).
+    references: dict[str, BaselineCases] = field(default_factory=dict)
     order: tuple[Case, ...] = ()
     outcomes: list[CaseOutcome] = field(default_factory=list)
     gate: GateDecision | None = None
-    change: ChangeDecision | None = None
+    changes: dict[str, ChangeDecision] = field(default_factory=dict)
+    # Other models' traits compared with this one: it asks on while they are undecided.
+    dependents: list[AdaptiveTrait] = field(default_factory=list)
+    # This trait's scored outcomes by case id (a dependent's reference).
+    matched_by_id: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.order:
@@ -103,9 +109,12 @@ class AdaptiveTrait:
             return True
         if self.gate is None or self.gate.status == "continue":
             return False
-        return self.baseline is None or (
-            self.change is not None and self.change.status != "continue"
-        )
+        if any(
+            name not in self.changes or self.changes[name].status == "continue"
+            for name in self.references
+        ):
+            return False
+        return all(dependent.done for dependent in self.dependents)
 
     def next_batch(self) -> list[Case]:
         """The next batch of the order, or [] when decided (or out of cases)."""
@@ -135,12 +144,15 @@ class AdaptiveTrait:
         if self.gate.status == "continue" and end:
             # Out of cases (errors left fewer scored than asked): undecided.
             self.gate = GateDecision("inconclusive", self.gate.interval, self.gate.reason)
-        if self.baseline is not None:
-            self.change = self._compare(decided, end)
+        for outcome in decided:
+            self.matched_by_id[outcome.id] = bool(outcome.matched)
+        for name, reference in self.references.items():
+            self.changes[name] = self._compare(name, reference, decided, end)
 
-    def _compare(self, decided: Sequence[CaseOutcome], end: bool) -> ChangeDecision:
-        assert self.baseline is not None
-        before = self.baseline.matched
+    def _compare(
+        self, name: str, reference: BaselineCases, decided: Sequence[CaseOutcome], end: bool
+    ) -> ChangeDecision:
+        before = reference.matched
         up = down = paired = 0
         for outcome in decided:
             was = before.get(outcome.id)
@@ -151,13 +163,13 @@ class AdaptiveTrait:
                 up += 1
             elif was and not outcome.matched:
                 down += 1
-        previous = self.change.p_value if self.change is not None else None
+        previous = self.changes[name].p_value if name in self.changes else None
         return comparison_look(
             up,
             down,
             paired,
-            tolerance=self.baseline.tolerance,
-            bad_direction=cast(BadDirection, self.baseline.bad_direction),
+            tolerance=reference.tolerance,
+            bad_direction=cast(BadDirection, reference.bad_direction),
             confidence=self.confidence,
             min_pairs=min(self.trait.min_cases, self.limit),
             max_pairs=paired if end else None,
@@ -181,13 +193,13 @@ class AdaptiveTrait:
             "ci_low": None if gate is None else gate.interval.low,
             "ci_high": None if gate is None else gate.interval.high,
         }
-        if self.change is not None:
-            data["comparison"] = {
-                "status": self.change.status,
-                "reason": self.change.reason,
-                "ci_low": self.change.interval.low,
-                "ci_high": self.change.interval.high,
-                "p_value": self.change.p_value,
+        for name, change in self.changes.items():
+            data[name] = {
+                "status": change.status,
+                "reason": change.reason,
+                "ci_low": change.interval.low,
+                "ci_high": change.interval.high,
+                "p_value": change.p_value,
             }
         return data
 

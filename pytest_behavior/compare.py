@@ -200,9 +200,9 @@ def _sequential(
     allowed = tolerance if result.regression_tolerance is None else result.regression_tolerance
     up, down, paired = comparison.to_matching, comparison.to_not_matching, comparison.n_paired
     interval = paired_confidence_sequence(up, down, paired, confidence)
-    # The looks compared with the baseline as they asked: their running minimum.
-    baseline = comparison.reference.startswith("baseline ")
-    looked = (result.sequential or {}).get("comparison") or {} if baseline else {}
+    # The looks compared as they asked: their running minimum of the p-value.
+    looked_as = "comparison" if comparison.reference.startswith("baseline ") else "model_comparison"
+    looked = (result.sequential or {}).get(looked_as) or {}
     p_value = anytime_p_value(
         up,
         down,

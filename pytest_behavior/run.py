@@ -442,27 +442,64 @@ class BehaviorRun:
         order = case_order(trait)
         # The probe (if any) asks the first case of the order: no request it won't use.
         exact = self.scoring_method(trait, model, order[0] if order else None) == "exact"
-        return AdaptiveTrait(
+        state = AdaptiveTrait(
             trait=trait,
             model=model,
             order=order,
             confidence=self.settings.confidence,
             # Exact scoring scores every case it asks: the file is the population.
             population=len(trait.cases) if exact else None,
-            baseline=self._baseline_cases(trait, model),
         )
+        baseline = self._baseline_cases(trait, model)
+        if baseline is not None:
+            state.references["comparison"] = baseline
+        return state
+
+    def _adaptive_group(self, trait: Trait) -> list[AdaptiveTrait]:
+        """The trait's adaptive states on every model it is asked of, made once.
+
+        Compared side by side (``--behavior-compare-models``), each other model's
+        state pairs with the first model's outcomes as both ask, and the first asks
+        on until those comparisons are decided too: the group always stops together
+        in the same way, whichever verdict item asks first.
+        """
+        models = self.settings.models if self.settings.compare_models else None
+        group = []
+        for model in models or ():
+            key = (trait.spec_path, trait.name, model)
+            if key not in self._adaptive:
+                self._adaptive[key] = self._adaptive_state(trait, model)
+            group.append(self._adaptive[key])
+        if len(group) > 1 and not group[0].dependents:
+            from pytest_behavior.adaptive import BaselineCases
+
+            first = group[0]
+            tolerance = trait.regression_tolerance
+            for state in group[1:]:
+                state.references["model_comparison"] = BaselineCases(
+                    matched=first.matched_by_id,
+                    tolerance=self.settings.regression_tolerance
+                    if tolerance is None
+                    else tolerance,
+                    bad_direction=trait.threshold.bad_direction,
+                )
+                first.dependents.append(state)
+        return group
 
     def _adaptive_trait(self, trait: Trait, model: str) -> AdaptiveTrait:
         """The looks of an adaptive trait: the prefetch's, else replayed now."""
         key = (trait.spec_path, trait.name, model)
         state = self._adaptive.get(key)
-        if state is None:
+        if state is None or state.gate is None:
             from pytest_behavior.adaptive import run_rounds
 
-            state = self._adaptive_state(trait, model)
-            run_rounds([state], self._ask_batches)
-            self._adaptive[key] = state
-        return state
+            group = self._adaptive_group(trait)
+            if not group:
+                state = state or self._adaptive_state(trait, model)
+                self._adaptive[key] = state
+                group = [state]
+            run_rounds(group, self._ask_batches)
+        return self._adaptive[key]
 
     def _ask_batches(
         self,
@@ -498,12 +535,15 @@ class BehaviorRun:
             return
         from pytest_behavior.adaptive import run_rounds
 
-        states = []
-        for (_, name, model), trait, _ in ((g, t, m) for g, t, m in self.selection.adaptive()):
-            key = (trait.spec_path, name, model)
+        states: list[AdaptiveTrait] = []
+        for _, trait, model in self.selection.adaptive():
+            key = (trait.spec_path, trait.name, model)
+            group = self._adaptive_group(trait)
             if key not in self._adaptive:
                 self._adaptive[key] = self._adaptive_state(trait, model)
-                states.append(self._adaptive[key])
+            for state in group or [self._adaptive[key]]:
+                if all(state is not known for known in states):
+                    states.append(state)
         run_rounds(states, lambda batches: self._ask_batches(batches, counts))
 
     def _baseline_cases(self, trait: Trait, model: str) -> BaselineCases | None:

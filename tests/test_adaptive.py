@@ -220,3 +220,32 @@ def test_bad_adaptive_settings_name_the_line(
     run = run_suite()
     run.result.stdout.fnmatch_lines([f"*behavior_power.yaml:*{message}*"])
     assert "Traceback" not in run.result.stdout.str()
+
+
+def test_side_by_side_models_ask_until_their_comparison_is_decided(
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+) -> None:
+    def respond(request: ChatRequest) -> Reply:
+        found = INDEX.search(request.prompt)
+        index = int(found.group(1)) if found else 0
+        step = 20 if request.model.endswith("base") else 3  # 5% against 33%
+        return YES if index % step == 0 else NO
+
+    server.responder = respond
+    pytester.makefile(".yaml", behavior_power=adaptive_suite(threshold="{max_rate: 0.6}"))
+    run = run_suite(
+        "--behavior-model=openai/base",
+        "--behavior-model=openai/tuned",
+        "--behavior-compare-models",
+        "--behavior-regression-tolerance=0.05",
+        model="openai/base",
+    )
+    base, tuned = sorted(run.results, key=lambda result: result["model"])
+    assert base["model"] == "openai/base"
+    change = tuned["sequential"]["model_comparison"]
+    assert change["status"] == "regressed"
+    # The first model asked on, in step, until the comparison was decided.
+    assert base["sequential"]["cases_used"] == tuned["sequential"]["cases_used"] < CASES
+    assert tuned["model_comparison"]["n_paired"] == tuned["sequential"]["cases_used"]
+    assert tuned["model_comparison"]["regressed"] is True
+    assert tuned["model_comparison"]["p_value"] == pytest.approx(change["p_value"])
