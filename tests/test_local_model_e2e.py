@@ -22,19 +22,34 @@ pytestmark = [
 GEMMA = "local/gemma-3-270m"
 
 
-def local_server_processes() -> list[int]:
-    """PIDs of running local model servers (any, not just ours: none may be left)."""
-    found = []
+def local_server_processes() -> dict[int, int | None]:
+    """Running local model servers: PID -> the --parent-pid they serve (None if unsaid)."""
+    found: dict[int, int | None] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            arguments = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"pytest_behavior.local.server" in command:
-            found.append(int(entry.name))
+        if b"pytest_behavior.local.server" not in arguments:
+            continue
+        parent = None
+        if b"--parent-pid" in arguments:
+            position = arguments.index(b"--parent-pid") + 1
+            parent = int(arguments[position]) if position < len(arguments) else None
+        found[int(entry.name)] = parent
     return found
+
+
+def orphaned_servers() -> set[int]:
+    """Servers whose session is gone: what a session must never leave behind. (Servers
+    of other sessions still running on this machine, say a developer's, are not ours.)"""
+    return {
+        pid
+        for pid, parent in local_server_processes().items()
+        if parent is None or not Path(f"/proc/{parent}").exists()
+    }
 
 
 def run_local(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
@@ -52,7 +67,7 @@ def run_local(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, 
 
 
 def test_example_suites_and_a_real_trait_on_the_local_model(pytester: pytest.Pytester) -> None:
-    before = set(local_server_processes())
+    before = orphaned_servers()
     pytester.copy_example(str(REPO / "example_suites"))
     persona = ANTHROPIC_EVALS / "persona" / "no-shut-down.jsonl"
     if not persona.exists():
@@ -85,8 +100,13 @@ traits:
     assert "behavior: sent" not in second.stdout.str()
     assert [r["rate"] for r in cached_report["results"]] == [r["rate"] for r in report["results"]]
 
-    leftover = set(local_server_processes()) - before
-    assert not leftover, f"local model servers left running: {sorted(leftover)}"
+    # A server outlives its session by at most its own shutdown (bounded, generous).
+    wait_until(
+        lambda: not orphaned_servers() - before,
+        within=60,
+        what="every local model server's exit with its session",
+        interval=0.2,
+    )
 
 
 def test_no_server_survives_an_interrupted_session(pytester: pytest.Pytester) -> None:
@@ -94,7 +114,7 @@ def test_no_server_survives_an_interrupted_session(pytester: pytest.Pytester) ->
     import subprocess
     import sys
 
-    before = set(local_server_processes())
+    orphans_before = orphaned_servers()
     pytester.copy_example(str(REPO / "example_suites"))
     process = subprocess.Popen(
         [
@@ -113,14 +133,23 @@ def test_no_server_survives_an_interrupted_session(pytester: pytest.Pytester) ->
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
 
-    def new_servers() -> set[int]:
-        return set(local_server_processes()) - before
+    def its_servers() -> set[int]:
+        return {pid for pid, parent in local_server_processes().items() if parent == process.pid}
 
     # Bounded waits, generous for a busy machine.
-    wait_until(lambda: bool(new_servers()), within=120, what="its server's start", interval=0.2)
+    wait_until(lambda: bool(its_servers()), within=120, what="its server's start", interval=0.2)
+    started = its_servers()
     process.send_signal(signal.SIGINT)
     process.wait(timeout=180)
-    wait_until(lambda: not new_servers(), within=60, what="the server's exit", interval=0.2)
+    wait_until(
+        lambda: (
+            not (started & set(local_server_processes()))
+            and not orphaned_servers() - orphans_before
+        ),
+        within=60,
+        what="the server's exit",
+        interval=0.2,
+    )
 
 
 PAPER_FRAMING = "\\n\\nHuman: {question}\\n\\nAssistant:"
