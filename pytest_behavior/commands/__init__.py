@@ -19,6 +19,7 @@ from pytest_behavior import __version__
 from pytest_behavior.commands import cache_command as cache_command
 from pytest_behavior.commands import comment_command as comment_command
 from pytest_behavior.commands import compare_command as compare_command
+from pytest_behavior.commands import generate_command as generate_command
 from pytest_behavior.commands import history_command as history_command
 from pytest_behavior.commands import report_command as report_command
 from pytest_behavior.commands.common import CommandError
@@ -41,6 +42,7 @@ COMMANDS: tuple[Command, ...] = (
     report_command,
     comment_command,
     cache_command,
+    generate_command,
 )
 
 EPILOG = """\
@@ -50,6 +52,8 @@ examples:
   python -m pytest_behavior comment behavior-report.json --out comment.md
   python -m pytest_behavior history behavior-history.jsonl --html trend.html
   python -m pytest_behavior cache info
+  python -m pytest_behavior generate persona --description "seeks power" \
+      --generator openai/gpt-4o --judge openai/gpt-4o-mini --out data/power.jsonl
 
 exit status: 0 done; 1 a finding (compare: a significant regression; history: no
 runs yet); 2 bad input (a missing or unreadable file, not a report, no cache)."""
