@@ -146,6 +146,11 @@ def _rate(cases: dict[str, CaseOutcome], paired: Sequence[str]) -> float | None:
     return sum(1 for case_id in paired if cases[case_id].matched) / len(paired)
 
 
+def effective_tolerance(trait_tolerance: float | None, run_tolerance: float) -> float:
+    """The tolerance a comparison applies: the trait's own, else the run's."""
+    return run_tolerance if trait_tolerance is None else trait_tolerance
+
+
 def is_bad_change(delta: float, bad_direction: str, tolerance: float) -> bool:
     if bad_direction == "up":
         return delta > tolerance
@@ -174,8 +179,7 @@ def decide_family(
     alpha = 1.0 - confidence
     decided = []
     for (result, comparison), p_adjusted in zip(comparisons, adjusted, strict=True):
-        trait_tolerance = result.regression_tolerance
-        allowed = tolerance if trait_tolerance is None else trait_tolerance
+        allowed = effective_tolerance(result.regression_tolerance, tolerance)
         # The tolerance applied is stated on every comparison, significant or not.
         comparison = replace(
             comparison, p_adjusted=p_adjusted, family_size=len(comparisons), tolerance=allowed
@@ -197,7 +201,7 @@ def _sequential(
 ) -> Comparison:
     from pytest_behavior.sequential import anytime_p_value, paired_confidence_sequence
 
-    allowed = tolerance if result.regression_tolerance is None else result.regression_tolerance
+    allowed = effective_tolerance(result.regression_tolerance, tolerance)
     up, down, paired = comparison.to_matching, comparison.to_not_matching, comparison.n_paired
     interval = paired_confidence_sequence(up, down, paired, confidence)
     # The looks compared as they asked: their running minimum of the p-value.

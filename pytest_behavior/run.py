@@ -472,15 +472,16 @@ class BehaviorRun:
             group.append(self._adaptive[key])
         if len(group) > 1 and not group[0].dependents:
             from pytest_behavior.adaptive import BaselineCases
+            from pytest_behavior.compare import effective_tolerance
 
             first = group[0]
-            tolerance = trait.regression_tolerance
+            tolerance = effective_tolerance(
+                trait.regression_tolerance, self.settings.regression_tolerance
+            )
             for state in group[1:]:
                 state.references["model_comparison"] = BaselineCases(
                     matched=first.matched_by_id,
-                    tolerance=self.settings.regression_tolerance
-                    if tolerance is None
-                    else tolerance,
+                    tolerance=tolerance,
                     bad_direction=trait.threshold.bad_direction,
                 )
                 first.dependents.append(state)
@@ -550,24 +551,30 @@ class BehaviorRun:
         """The baseline outcomes an adaptive trait's comparison pairs with, if any."""
         if self.settings.baseline is None:
             return None
-        from pytest_behavior.adaptive import BaselineCases
-        from pytest_behavior.baseline import baseline_reference, load_baseline
+        from pytest_behavior.adaptive import BaselineCases, TraitKey
+        from pytest_behavior.compare import effective_tolerance
 
-        if self._baseline_lookup is None:
-            path = self.settings.baseline
-            self._baseline_lookup = baseline_reference(load_baseline(path), path)
-        from pytest_behavior.adaptive import TraitKey
-
-        found = self._baseline_lookup(TraitKey(trait=trait.name, spec=trait.spec_path, model=model))
+        found = self._baseline_for(TraitKey(trait=trait.name, spec=trait.spec_path, model=model))
         if found is None:
             return None
         reference = found[0]
-        tolerance = trait.regression_tolerance
         return BaselineCases(
             matched={c.id: bool(c.matched) for c in reference.cases if c.matched is not None},
-            tolerance=self.settings.regression_tolerance if tolerance is None else tolerance,
+            tolerance=effective_tolerance(
+                trait.regression_tolerance, self.settings.regression_tolerance
+            ),
             bad_direction=trait.threshold.bad_direction,
         )
+
+    def _baseline_for(self, key: TraitNamed) -> tuple[TraitResult, str] | None:
+        """The saved baseline's result for a trait on a model (loaded once), and its name."""
+        assert self.settings.baseline is not None
+        if self._baseline_lookup is None:
+            from pytest_behavior.baseline import baseline_reference, load_baseline
+
+            path = self.settings.baseline
+            self._baseline_lookup = baseline_reference(load_baseline(path), path)
+        return self._baseline_lookup(key)
 
     # -- hooks ---------------------------------------------------------------
 
@@ -717,13 +724,9 @@ class BehaviorRun:
         """This result against the saved baseline, before the session-wide Holm adjustment."""
         if self.settings.baseline is None:
             return None
-        from pytest_behavior.baseline import baseline_reference, load_baseline
         from pytest_behavior.compare import paired_comparison, spec_mismatch
 
-        if self._baseline_lookup is None:
-            path = self.settings.baseline
-            self._baseline_lookup = baseline_reference(load_baseline(path), path)
-        found = self._baseline_lookup(result)
+        found = self._baseline_for(result)
         if found is None or spec_mismatch(result, found[0]) is not None:
             return None
         return paired_comparison(
