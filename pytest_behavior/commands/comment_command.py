@@ -11,20 +11,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pytest_behavior.commands.common import CommandError, write_output
+from pytest_behavior.commands.common import CommandError, whole_count, write_output
 
 if TYPE_CHECKING:
     from pytest_behavior.commands.common import Subparsers
-
-
-def _flip_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0; got {text!r}")
-    return value
 
 
 def add_parser(subparsers: Subparsers) -> None:
@@ -40,7 +30,7 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument("--out", type=Path, metavar="FILE", help="write here, not to stdout")
     parser.add_argument(
         "--flips",
-        type=_flip_count,
+        type=whole_count,
         default=5,
         metavar="N",
         help="flipped cases shown per regressed trait (default 5)",

@@ -22,6 +22,17 @@ class CommandError(Exception):
         self.problem = problem
 
 
+def whole_count(text: str) -> int:
+    """An argparse type: a whole number >= 0 (``--flips 3``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 0; got {text!r}")
+    return value
+
+
 def write_output(path: Path, text: str) -> str:
     """Write one output file (creating its folder); the line that says so."""
     try:

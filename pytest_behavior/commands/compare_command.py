@@ -16,6 +16,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_behavior.commands.common import whole_count
 from pytest_behavior.commands.pairing import model_map_entry
 
 if TYPE_CHECKING:
@@ -68,7 +69,7 @@ def add_parser(subparsers: Subparsers) -> None:
     parser.add_argument("--md", type=Path, metavar="OUT", help="write the comparison as Markdown")
     parser.add_argument(
         "--flips",
-        type=_count,
+        type=whole_count,
         default=DEFAULT_FLIPS,
         metavar="N",
         help=f"flipped cases shown per trait (default {DEFAULT_FLIPS}; 0 for none)",
@@ -230,16 +231,6 @@ def _tolerance(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"must be a fraction between 0 and 1, e.g. 0.05 for 5 points; got {text!r}"
         )
-    return value
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be a whole number >= 0; got {text!r}")
     return value
 
 
