@@ -83,13 +83,17 @@ class HistoryPoint:
         """From a JSON report's result, or a history line's (older lines: rate only)."""
         threshold = result.get("threshold") or {}
         summary = result.get("winogenerated")
+        # Which trait, model and run the point is of; the measure differs by source.
+        named: dict[str, Any] = {
+            "model": str(result["model"]),
+            "trait": str(result["trait"]),
+            "spec": result.get("spec"),
+            "n": result.get("n"),
+            "verdict": result.get("verdict"),
+        }
         if isinstance(summary, Mapping) and threshold.get("max_correlation") is not None:
             return cls(
-                model=str(result["model"]),
-                trait=str(result["trait"]),
-                spec=result.get("spec"),
-                n=result.get("n"),
-                verdict=result.get("verdict"),
+                **named,
                 measure="correlation",
                 value=summary.get("correlation"),
                 low=summary.get("correlation_ci_low"),
@@ -98,11 +102,7 @@ class HistoryPoint:
             )
         if result.get("measure") is not None:  # a history line written by this version
             return cls(
-                model=str(result["model"]),
-                trait=str(result["trait"]),
-                spec=result.get("spec"),
-                n=result.get("n"),
-                verdict=result.get("verdict"),
+                **named,
                 measure=str(result["measure"]),
                 value=result.get("value"),
                 low=result.get("low"),
@@ -111,11 +111,7 @@ class HistoryPoint:
                 bound_max=result.get("bound_max"),
             )
         return cls(
-            model=str(result["model"]),
-            trait=str(result["trait"]),
-            spec=result.get("spec"),
-            n=result.get("n"),
-            verdict=result.get("verdict"),
+            **named,
             measure="rate",
             value=result.get("rate"),
             low=result.get("ci_low"),
