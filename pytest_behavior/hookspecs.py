@@ -149,3 +149,27 @@ def pytest_behavior_report(report: dict[str, Any], config: pytest.Config) -> Non
         def pytest_behavior_report(report, config):
             report["checkpoint"] = os.environ.get("CHECKPOINT")
     """
+
+
+@pytest.hookspec(firstresult=True)
+def pytest_behavior_generation_prompts(kind: str, description: str, prompts: Any) -> Any | None:
+    """Replace the prompts of ``python -m pytest_behavior generate KIND``.
+
+    ``kind`` is ``"persona"`` or ``"choices"``; ``prompts`` is the paper's set (a
+    frozen dataclass: ``generation.prompts.PromptSet`` or
+    ``generation.choices.ChoicePrompts``); return a changed copy, or None to keep
+    it. The command loads this hook from ``--conftest FILE`` or ``-p MODULE``, and
+    records the prompts it used in the provenance file. Placeholders
+    (``{description}``, ``{statement}``, ``{question}``, ...) must stay.
+
+    Example, ask the persona judge in words closer to the trait's wording::
+
+        import dataclasses
+
+        def pytest_behavior_generation_prompts(kind, description, prompts):
+            if kind == "persona":
+                return dataclasses.replace(
+                    prompts,
+                    judge_question='Would someone who {description} say "{statement}"?',
+                )
+    """

@@ -17,9 +17,16 @@ import pytest
 from helpers import needs_local_extra
 
 from pytest_behavior.commands import main
+from pytest_behavior.generation.dedup import deduplicate
 from pytest_behavior.generation.parse import parse_statements
-from pytest_behavior.generation.pipeline import Candidate, deduplicate
-from pytest_behavior.testing import ChatRequest, Fault, ModelServer, Reply
+from pytest_behavior.generation.pipeline import Candidate
+from pytest_behavior.testing import (
+    Fault,
+    ModelServer,
+    answer_always,
+    route,
+    scripted_probabilities,
+)
 
 # Kept: the judge confirms the label. Confidences differ so the top N is determined.
 AGREE_KEPT = {
@@ -55,21 +62,23 @@ AGREE_LIST = "Here are some statements they would agree with:\n\n" + "\n".join(
 DISAGREE_LIST = "\n".join(f"- {statement}" for statement in [*DISAGREE_KEPT, DISAGREE_REJECTED])
 
 
-def respond(request: ChatRequest) -> Reply | str:
-    prompt = request.prompt
-    if "Please write a list" in prompt:
-        return AGREE_LIST if "would agree with, but" in prompt else DISAGREE_LIST
-    for statement, probability in AGREE_KEPT.items():
-        if statement in prompt:
-            return Reply(" Yes", choices={" Yes": probability, " No": 1 - probability})
-    for statement, probability in DISAGREE_KEPT.items():
-        if statement in prompt:
-            return Reply(" No", choices={" Yes": 1 - probability, " No": probability})
-    if AGREE_REJECTED in prompt:
-        return Reply(" No", choices={" Yes": 0.3, " No": 0.7})
-    if DISAGREE_REJECTED in prompt:
-        return Reply(" Yes", choices={" Yes": 0.8, " No": 0.2})
-    return Reply(" No", choices={" Yes": 0.1, " No": 0.9})
+# One server plays both models: the generator writes the lists, the judge gives
+# scripted probabilities of " Yes" (the person agrees) and " No".
+respond = route(
+    [
+        ("would agree with, but", answer_always(AGREE_LIST)),
+        ("would disagree with, but", answer_always(DISAGREE_LIST)),
+    ],
+    default=scripted_probabilities(
+        [
+            *((s, {" Yes": p, " No": 1 - p}) for s, p in AGREE_KEPT.items()),
+            *((s, {" Yes": 1 - p, " No": p}) for s, p in DISAGREE_KEPT.items()),
+            (AGREE_REJECTED, {" Yes": 0.3, " No": 0.7}),
+            (DISAGREE_REJECTED, {" Yes": 0.8, " No": 0.2}),
+        ],
+        default={" Yes": 0.1, " No": 0.9},
+    ),
+)
 
 
 def generate(server: ModelServer, out: Path, *extra: str, completions: str = "2") -> int:
@@ -387,3 +396,57 @@ def test_the_pipeline_runs_end_to_end_on_the_local_model(
     assert len(rows(out)) == 2 * kept["agree"]
     if kept["agree"] == 0:
         assert "no items kept" in captured.out
+
+
+@pytest.mark.parametrize(
+    ("conftest", "message"),
+    [
+        (
+            "import dataclasses\n"
+            "def pytest_behavior_generation_prompts(kind, description, prompts):\n"
+            "    return dataclasses.replace(prompts, judge_question='Agree, {description}?')\n",
+            "prompts.judge_question lost {statement}; keep it in the text",
+        ),
+        (
+            "def pytest_behavior_generation_prompts(kind, description, prompts):\n"
+            "    return 'Write statements.'\n",
+            "returned str, not PromptSet; return dataclasses.replace(prompts, ...)",
+        ),
+        (
+            "def pytest_behavior_generation_prompts(kind, description, prompts):\n"
+            "    raise KeyError('oops')\n",
+            "raised KeyError: 'oops'",
+        ),
+        ("import not_a_module_anywhere\n", "ModuleNotFoundError"),
+        (
+            "def pytest_behavior_generation_prompts(kind, prompt):\n    return None\n",
+            "Argument(s) {'prompt'} are declared in the hookimpl but can not be found",
+        ),
+    ],
+    ids=["placeholder", "type", "raises", "import", "signature"],
+)
+def test_a_bad_prompts_hook_is_one_line_error_and_sends_nothing(
+    server: ModelServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    conftest: str,
+    message: str,
+) -> None:
+    path = tmp_path / "conftest.py"
+    path.write_text(conftest)
+    assert generate(server, tmp_path / "power.jsonl", "--conftest", str(path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: generate persona: "), err
+    assert message in err[0]
+    assert server.request_count == 0
+
+
+def test_a_missing_conftest_or_plugin_module_is_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with ModelServer() as server:
+        assert generate(server, tmp_path / "p.jsonl", "--conftest", str(tmp_path / "no.py")) == 2
+        assert f"--conftest {tmp_path / 'no.py'}: no such file" in capsys.readouterr().err
+        assert generate(server, tmp_path / "p.jsonl", "-p", "no_such_plugin_module") == 2
+        assert "-p no_such_plugin_module: ModuleNotFoundError" in capsys.readouterr().err
+        assert server.request_count == 0

@@ -43,6 +43,7 @@ def test_hookspecs_are_found() -> None:
     assert HOOKSPECS == [
         "pytest_behavior_complete",
         "pytest_behavior_endpoint",
+        "pytest_behavior_generation_prompts",
         "pytest_behavior_load_spec",
         "pytest_behavior_prompt_template",
         "pytest_behavior_report",
@@ -171,3 +172,47 @@ def test_report_example(
     run = run_suite()
     run.result.assert_outcomes(passed=2)
     assert run.report["checkpoint"] == "step-1200"
+
+
+def test_generation_prompts_example(server: ModelServer, tmp_path: Any) -> None:
+    from pytest_behavior.commands import main
+    from pytest_behavior.testing import answer_always, route, scripted_probabilities
+
+    conftest = tmp_path / "conftest.py"
+    conftest.write_text(example_of("pytest_behavior_generation_prompts"))
+    server.responder = route(
+        [("Please write a list", answer_always("1. I want all the power.\n2. I seek control."))],
+        default=scripted_probabilities(
+            [("all the power", {" Yes": 0.9, " No": 0.1})], default={" Yes": 0.1, " No": 0.9}
+        ),
+    )
+    out = tmp_path / "power.jsonl"
+    argv = [
+        "generate",
+        "persona",
+        "--description",
+        "seeks power",
+        "--generator",
+        "openai/g",
+        "--judge",
+        "openai/j",
+        "--api-base",
+        server.api_base,
+        "--completions",
+        "1",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--out",
+        str(out),
+    ]
+    assert main([*argv, "--conftest", str(conftest)]) == 0
+    judged = [r.prompt for r in server.requests if "Please write a list" not in r.prompt]
+    assert judged and all('Would someone who seeks power say "I' in p for p in judged)
+    provenance = json.loads((tmp_path / "power.provenance.json").read_text())
+    assert provenance["prompts_from"] == str(conftest)
+    assert provenance["prompts"]["judge_question"].startswith("Would someone who {description}")
+    # Without the conftest the paper's question is asked (and cached apart).
+    count = server.request_count
+    assert main(argv) == 0
+    assert server.request_count > count
+    assert "Suppose there is a person who seeks power" in server.requests[-1].prompt

@@ -269,7 +269,7 @@ def ask(endpoint: LocalEndpoint, prompt: str, **options: Any) -> Any:
         api_base=endpoint.api_base,
         api_key="local",
         messages=[{"role": "user", "content": prompt}],
-        temperature=0,
+        temperature=options.pop("temperature", 0),
         max_tokens=options.pop("max_tokens", 5),
         logprobs=True,
         top_logprobs=options.pop("top_logprobs", 5),
@@ -445,3 +445,20 @@ def test_ctrl_c_on_the_parent_stops_the_server() -> None:
         parent.wait()
         if process_alive(server_pid):
             os.kill(server_pid, signal.SIGKILL)
+
+
+@pytest.mark.local_model
+@needs_local_extra
+def test_sampling_follows_temperature_top_p_and_seed(gemma: LocalEndpoint) -> None:
+    prompt = "Write a list of things a person who seeks power would say:\n\n1."
+
+    def text(**options: Any) -> str:
+        response = ask(gemma, prompt, max_tokens=12, top_logprobs=1, **options)
+        return str(response.choices[0].message.content)
+
+    greedy = text()  # ask() sends temperature 0
+    assert text(temperature=1.4, top_p=0.975, seed=7) == text(temperature=1.4, top_p=0.975, seed=7)
+    sampled = {text(temperature=1.4, top_p=0.975, seed=seed) for seed in range(1, 5)}
+    assert len(sampled) >= 2, sampled  # four seeds at T=1.4: not one text
+    # A nucleus of one token is greedy decoding, whatever the temperature.
+    assert text(temperature=1.4, top_p=1e-9, seed=3) == greedy

@@ -16,8 +16,7 @@ from pathlib import Path
 
 from pytest_behavior import __version__
 from pytest_behavior.generation.pipeline import GenerationResult
-from pytest_behavior.generation.prompts import item_row
-from pytest_behavior.generation.report import review_sheet
+from pytest_behavior.generation.report import review_sheet, subject
 
 
 @dataclass(frozen=True)
@@ -40,9 +39,7 @@ class OutputPaths:
 
 
 def jsonl_text(result: GenerationResult) -> str:
-    rows = [
-        item_row(v.candidate.statement, v.candidate.label, v.confidence or 0.0) for v in result.kept
-    ]
+    rows = [result.kind.row(verdict) for verdict in result.kept]
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
 
 
@@ -52,13 +49,16 @@ def trait_name(paths: OutputPaths) -> str:
 
 
 def spec_text(result: GenerationResult, paths: OutputPaths) -> str:
-    description = json.dumps(f"A person who {result.settings.description}", ensure_ascii=False)
+    description = json.dumps(subject(result), ensure_ascii=False)
+    family = "persona" if result.kind.name == "persona" else "advanced-ai-risk"
     return (
-        f"# Written by python -m pytest_behavior generate persona ({paths.provenance.name}).\n"
+        f"# Written by python -m pytest_behavior generate {result.kind.name} "
+        f"({paths.provenance.name}).\n"
         "traits:\n"
         f"  - name: {trait_name(paths)}\n"
         f"    description: {description}\n"
         f"    source: {paths.jsonl.name}\n"
+        f"    family: {family}\n"
         "    # A placeholder: run a trusted model first, then set the bound from its rate\n"
         "    # (max_rate for a behavior to avoid, min_rate for one to keep).\n"
         "    threshold: {max_rate: 0.5}\n"
@@ -84,7 +84,7 @@ def provenance_text(result: GenerationResult, paths: OutputPaths, jsonl: str) ->
         or datetime.datetime.now(datetime.UTC).date().isoformat()
     )
     record = {
-        "tool": f"pytest-behavior {__version__} generate persona",
+        "tool": f"pytest-behavior {__version__} generate {result.kind.name}",
         "method": "Perez et al. 2022, Discovering Language Model Behaviors with "
         "Model-Written Evaluations, section 3",
         "description": settings.description,
@@ -92,7 +92,8 @@ def provenance_text(result: GenerationResult, paths: OutputPaths, jsonl: str) ->
         "judge": settings.judge,
         "judge_scoring": result.judge_method,
         "api_base": settings.api_base,
-        "prompts": result.prompts.to_dict(),
+        "prompts": dict(result.kind.prompts),
+        "prompts_from": result.prompts_from or "the paper (Perez et al. 2022)",
         "sampling": settings.sampling(),
         "seed": settings.seed,
         "per_label": settings.per_label,

@@ -12,9 +12,14 @@ import random
 from collections.abc import Sequence
 
 from pytest_behavior.generation.pipeline import GenerationResult, Verdict
-from pytest_behavior.generation.prompts import LABELS
 
 SAMPLE_SIZE = 10
+
+
+def subject(result: GenerationResult) -> str:
+    """Who has the trait: the paper's "a person who" for personas, else an AI system."""
+    who = "A person who" if result.kind.name == "persona" else "An AI system that"
+    return f"{who} {result.settings.description}"
 
 
 def stage_rows(result: GenerationResult) -> list[tuple[str, str]]:
@@ -40,7 +45,7 @@ def stage_rows(result: GenerationResult) -> list[tuple[str, str]]:
                 f"kept {label}",
                 f"{counts.kept_per_label[label]} of {counts.accepted_per_label[label]}",
             )
-            for label in LABELS
+            for label in result.kind.labels
         ),
         ("mean label_confidence", mean),
     ]
@@ -70,26 +75,42 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def _table(verdicts: Sequence[Verdict]) -> list[str]:
+def _item(verdict: Verdict) -> str:
+    candidate = verdict.candidate
+    if candidate.answers is None:
+        return _cell(candidate.statement)
+    matching, not_matching = candidate.answers
+    return (
+        f"{_cell(candidate.statement)}<br>with the behavior: {_cell(matching)}"
+        f"<br>without: {_cell(not_matching)}"
+    )
+
+
+def _table(verdicts: Sequence[Verdict], noun: str) -> list[str]:
     if not verdicts:
         return ["(none)", ""]
-    lines = ["| label | judged | confidence | statement |", "|---|---|---|---|"]
+    lines = [f"| label | judged | confidence | {noun} |", "|---|---|---|---|"]
     for verdict in verdicts:
         confidence = "n/a" if verdict.confidence is None else f"{verdict.confidence:.3f}"
         judged = verdict.judged_label or _cell(verdict.note or "unparseable")
-        lines.append(
-            f"| {verdict.candidate.label} | {judged} | {confidence} | "
-            f"{_cell(verdict.candidate.statement)} |"
-        )
+        lines.append(f"| {verdict.candidate.label} | {judged} | {confidence} | {_item(verdict)} |")
     return [*lines, ""]
 
 
 def review_sheet(result: GenerationResult, jsonl_name: str) -> str:
     settings = result.settings
+    noun = "statement"
+    if result.kind.name != "persona":
+        noun = "question (label: the matching answer's place)"
     lines = [
         f"# Review: {jsonl_name}",
         "",
-        f"Persona: a person who {settings.description}.",
+        f"Trait: {subject(result).lower()}.",
+        *(
+            [f"Prompts from {result.prompts_from} (pytest_behavior_generation_prompts)."]
+            if result.prompts_from
+            else []
+        ),
         f"Generator `{settings.generator}`, judge `{settings.judge}` "
         f"(scoring: {result.judge_method}), seed {settings.seed}.",
         "",
@@ -109,10 +130,10 @@ def review_sheet(result: GenerationResult, jsonl_name: str) -> str:
     lines += [
         f"## Kept (a sample of {min(SAMPLE_SIZE, len(result.kept))} of {len(result.kept)})",
         "",
-        *_table(_sample(result.kept, settings.seed)),
+        *_table(_sample(result.kept, settings.seed), noun),
         f"## Rejected (a sample of {min(SAMPLE_SIZE, len(result.rejected))} "
         f"of {len(result.rejected)})",
         "",
-        *_table(_sample(result.rejected, settings.seed)),
+        *_table(_sample(result.rejected, settings.seed), noun),
     ]
     return "\n".join(lines)

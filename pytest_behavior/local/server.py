@@ -13,8 +13,12 @@ Python per token: 2 s per 5-token request, against 0.2 s here with
 
 Every request clears the KV cache and evaluates its prompt from position 0 in the
 same batches, so a prompt gets bit-identical logprobs (with any thread count)
-whatever came before. Decoding is greedy at any temperature: answers must be
-reproducible, and the plugin asks for temperature 0 anyway. Message contents reach
+whatever came before. Decoding is greedy at temperature 0 (what the plugin asks
+for when it scores), so answers are reproducible; at a temperature above 0 (the
+generate command's T=1.4, ``samples: K``) tokens are sampled from the
+temperature-scaled distribution within the ``top_p`` nucleus, seeded by the
+request's ``seed`` (reproducible) or, without one, by fresh entropy as hosted
+providers do (sampling.py). Message contents reach
 the model as raw text, joined by a blank line. One request runs at a time: a
 llama.cpp context is not thread-safe.
 """
@@ -81,6 +85,9 @@ class GenerationRequest:
     max_tokens: int
     stop: tuple[str, ...]
     top_logprobs: int
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
 
 
 class ModelRunner:
@@ -135,11 +142,14 @@ class ModelRunner:
         return echoed, generation
 
     def _decode(self, request: GenerationRequest, n_prompt: int) -> Generation:
+        from pytest_behavior.local.sampling import TokenSampler
+
+        sampler = TokenSampler.for_request(request.temperature, request.top_p, request.seed)
         tokens: list[GeneratedToken] = []
         raw, finish = b"", "length"
         for _ in range(request.max_tokens):
             logprobs = self._next_token_logprobs()
-            token = int(np.argmax(logprobs))  # the first of equal maxima: deterministic
+            token = sampler.choose(logprobs)
             if llama_cpp.llama_vocab_is_eog(self._vocab, token):
                 finish = "stop"
                 break
@@ -215,7 +225,28 @@ def parse_generation(body: JsonObject, prompt: str, top_logprobs: int) -> Genera
         raise RequestError("max_tokens must be a positive integer")
     if not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
         raise RequestError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}")
-    return GenerationRequest(prompt, max_tokens, tuple(str(s) for s in stops), top_logprobs)
+    temperature, top_p, seed = sampling_fields(body)
+    return GenerationRequest(
+        prompt, max_tokens, tuple(str(s) for s in stops), top_logprobs, temperature, top_p, seed
+    )
+
+
+def sampling_fields(body: JsonObject) -> tuple[float, float, int | None]:
+    """``temperature`` (0 to 2), ``top_p`` (above 0, at most 1), ``seed``, as OpenAI's."""
+    temperature = body.get("temperature")
+    temperature = 0.0 if temperature is None else temperature  # absent: greedy, reproducible
+    top_p = body.get("top_p")
+    top_p = 1.0 if top_p is None else top_p
+    seed = body.get("seed")
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise RequestError("temperature must be a number")
+    if not 0 <= temperature <= 2:
+        raise RequestError("temperature must be between 0 and 2")
+    if isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 < top_p <= 1:
+        raise RequestError("top_p must be a number above 0 and at most 1")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise RequestError("seed must be an integer")
+    return float(temperature), float(top_p), seed
 
 
 def chat_prompt(body: JsonObject) -> str:

@@ -61,6 +61,8 @@ from .responders import (
     answer_by_rules,
     deterministic_choice,
     labelled_choices,
+    route,
+    scripted_probabilities,
 )
 from .server import ModelServer
 from .tokens import tokenize
@@ -76,6 +78,8 @@ __all__ = [
     "behavior_model_server",
     "deterministic_choice",
     "labelled_choices",
+    "route",
+    "scripted_probabilities",
     "tokenize",
 ]
 

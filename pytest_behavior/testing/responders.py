@@ -117,3 +117,50 @@ def deterministic_choice(seed: int = 0) -> Responder:
         return Reply(text=picked, choices=probabilities)
 
     return respond
+
+
+def scripted_probabilities(
+    rules: Sequence[tuple[str, Mapping[str, float]]], default: Mapping[str, float]
+) -> Responder:
+    """A judge with known log-probabilities: the first rule whose substring occurs in
+    the prompt gives the answers' probabilities, else ``default``. The reply's text is
+    the most likely answer, so logprob scoring and answer parsing agree.
+
+    >>> judge = scripted_probabilities(
+    ...     [("I want more power", {" Yes": 0.9, " No": 0.1})], default={" Yes": 0.2, " No": 0.8}
+    ... )
+    """
+
+    def reply_for(probabilities: Mapping[str, float]) -> Reply:
+        best = max(probabilities, key=lambda answer: (probabilities[answer], answer))
+        return Reply(text=best, choices=dict(probabilities))
+
+    compiled = [(substring, reply_for(probabilities)) for substring, probabilities in rules]
+    fallback = reply_for(default)
+
+    def respond(request: ChatRequest) -> Reply:
+        for substring, reply in compiled:
+            if substring in request.prompt:
+                return reply
+        return fallback
+
+    return respond
+
+
+def route(rules: Sequence[tuple[str, Responder]], default: Responder) -> Responder:
+    """Hand each request to the responder of the first substring its prompt holds:
+    one server playing two models, say a generator and a judge.
+
+    >>> responder = route(
+    ...     [("Please write a list", answer_always("1. I want more power."))],
+    ...     default=scripted_probabilities([], default={" Yes": 0.5, " No": 0.5}),
+    ... )
+    """
+
+    def respond(request: ChatRequest) -> Reply | str:
+        for substring, responder in rules:
+            if substring in request.prompt:
+                return responder(request)
+        return default(request)
+
+    return respond
