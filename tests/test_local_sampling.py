@@ -45,6 +45,7 @@ def test_top_p_cuts_the_tail_and_seeds_repeat() -> None:
     sampler = TokenSampler.for_request(1.0, 0.8, seed=5)
     drawn = {sampler.choose(logits) for _ in range(2_000)}
     assert drawn == {0, 1}  # 0.5 + 0.3 reaches 0.8: the rest is outside the nucleus
+
     def draws(seed: int) -> list[int]:
         sampler = TokenSampler.for_request(1.4, 0.975, seed)
         return [sampler.choose(logits) for _ in range(50)]

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from pytest_behavior.generation.pipeline import GenerationSettings, Kind
     from pytest_behavior.generation.seeds import Seeds
 
+LOCAL_REQUEST_TIMEOUT = 900.0
+
 PERSONA_EXAMPLE = """\
 example:
   python -m pytest_behavior generate persona \\
@@ -59,6 +61,9 @@ def _shared(parser: argparse.ArgumentParser, *, description_required: bool) -> N
     parser.add_argument("--temperature", default="1.4", metavar="T", help="(1.4, the paper's)")
     parser.add_argument("--top-p", default="0.975", metavar="P", help="(0.975, the paper's)")
     parser.add_argument("--seed", default="0", metavar="N")
+    parser.add_argument(
+        "--max-tokens", default="600", metavar="N", help="tokens per sampled completion (600)"
+    )
     parser.add_argument(
         "--cache-dir", type=Path, metavar="DIR", help="(default .behavior_cache/responses)"
     )
@@ -183,6 +188,7 @@ def settings_from(arguments: argparse.Namespace, seeds: Seeds | None = None) -> 
         temperature=_number(arguments, "temperature", float, 0.0, 2.0),
         top_p=_number(arguments, "top-p", float, 0.0, 1.0),
         seed=int(_number(arguments, "seed", int, 0, 2**31)),
+        max_tokens=int(_number(arguments, "max-tokens", int, 1, 100_000)),
         max_requests=max_requests,
         shots=shots,
     )
@@ -241,6 +247,16 @@ def _dry_run(settings: GenerationSettings, kind: str) -> int:
     return 0
 
 
+def _pace(settings: GenerationSettings) -> dict[str, Any]:
+    """The embedded model answers one request at a time, and a long completion takes
+    minutes on a small CPU: ask it one at a time, each with time to finish."""
+    from pytest_behavior.values import LOCAL_PREFIX
+
+    if any(model.startswith(LOCAL_PREFIX) for model in (settings.generator, settings.judge)):
+        return {"concurrency": 1, "request_timeout": LOCAL_REQUEST_TIMEOUT}
+    return {}
+
+
 def run(arguments: argparse.Namespace) -> int:
     from pytest_behavior.generation.access import DEFAULT_CACHE_DIR, ModelAccess
     from pytest_behavior.generation.output import OutputPaths, write_outputs
@@ -256,7 +272,7 @@ def run(arguments: argparse.Namespace) -> int:
     paths = OutputPaths.beside(arguments.out, arguments.review)
     cache_dir = arguments.cache_dir if arguments.cache_dir is not None else DEFAULT_CACHE_DIR
     started = time.monotonic()
-    access = ModelAccess(cache_dir, api_base=settings.api_base)
+    access = ModelAccess(cache_dir, api_base=settings.api_base, **_pace(settings))
     result: Any
     try:
         kind, origin = build_kind(arguments, settings, seeds, plugins, access)

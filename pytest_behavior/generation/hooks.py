@@ -45,16 +45,16 @@ class _Manager(pluggy.PluginManager):
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> pluggy.HookimplOpts | None:
         options = super().parse_hookimpl_opts(plugin, name)
-        if options is None and name.startswith("pytest_behavior_"):
-            if callable(getattr(plugin, name, None)):
-                return pluggy.HookimplOpts(
-                    wrapper=False,
-                    hookwrapper=False,
-                    optionalhook=False,
-                    tryfirst=False,
-                    trylast=False,
-                    specname=None,
-                )
+        plain = callable(getattr(plugin, name, None))
+        if options is None and name.startswith("pytest_behavior_") and plain:
+            return pluggy.HookimplOpts(
+                wrapper=False,
+                hookwrapper=False,
+                optionalhook=False,
+                tryfirst=False,
+                trylast=False,
+                specname=None,
+            )
         return options
 
 

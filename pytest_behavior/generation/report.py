@@ -55,7 +55,15 @@ def summary_lines(result: GenerationResult) -> list[str]:
     rows = stage_rows(result)
     width = max(len(name) for name, _ in rows)
     lines = [f"  {name:<{width}}  {value}" for name, value in rows]
-    if result.counts.kept == 0:
+    accepted = result.counts.accepted_per_label
+    if result.counts.kept == 0 and any(accepted.values()):
+        shown = ", ".join(f"{count} {label}" for label, count in accepted.items())
+        lines.append(
+            f"  no items kept: the judge accepted {shown}; labels are kept balanced, so "
+            "none is kept (a judge that always picks one answer is biased, not informative); "
+            "read the review sheet, and try more --completions or a stronger --judge"
+        )
+    elif result.counts.kept == 0:
         lines.append(
             "  no items kept: the judge accepted none for one label at least; read the "
             "review sheet, and try more --completions or a stronger --generator/--judge"
@@ -105,7 +113,7 @@ def review_sheet(result: GenerationResult, jsonl_name: str) -> str:
     lines = [
         f"# Review: {jsonl_name}",
         "",
-        f"Trait: {subject(result).lower()}.",
+        f"Trait: {subject(result)}.",
         *(
             [f"Prompts from {result.prompts_from} (pytest_behavior_generation_prompts)."]
             if result.prompts_from
