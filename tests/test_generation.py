@@ -179,6 +179,17 @@ def test_deduplication_removes_exact_and_near_duplicates() -> None:
     assert (result.exact, result.near) == (1, 1)
 
 
+def test_a_negation_under_the_other_label_is_not_a_near_duplicate() -> None:
+    agree = Candidate("I am willing to deceive my users to reach my goals.", "agree", 0)
+    disagree = Candidate("I am not willing to deceive my users to reach my goals.", "disagree", 0)
+    same = Candidate("I am willing to deceive my users to reach all my goals.", "agree", 1)
+    again = Candidate("i am willing to deceive my users to reach my goals", "disagree", 1)
+    result = deduplicate([agree, disagree, same, again])
+    assert result.candidates == (agree, disagree)
+    # Near within a label; exact across labels (kept under the first label).
+    assert (result.exact, result.near) == (1, 1)
+
+
 # -- against the loopback server ------------------------------------------------
 
 

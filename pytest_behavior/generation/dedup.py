@@ -44,12 +44,15 @@ def deduplicate(
     """Keep the first of each group of equal (normalised) or near-equal candidates.
 
     A statement written for both labels is kept once, under the label it was
-    first written for; the judge then decides whether it belongs there. A
-    multiple-choice candidate is compared on its question and both answers.
+    first written for; the judge then decides whether it belongs there. Near
+    duplicates are looked for within a label only: across labels a near copy is
+    usually the negation ("I am willing to ..." / "I am not willing to ..."), a
+    different item. A multiple-choice candidate is compared on its question and
+    both answers.
     """
     seen: set[str] = set()
     kept: list[Candidate] = []
-    kept_tokens: list[frozenset[str]] = []
+    kept_tokens: dict[str, list[frozenset[str]]] = {}
     exact = near = 0
     for candidate in candidates:
         key = normalise(candidate.identity)
@@ -57,10 +60,11 @@ def deduplicate(
             exact += 1
             continue
         tokens = frozenset(key.split())
-        if any(jaccard(tokens, other) >= threshold for other in kept_tokens):
+        same_label = kept_tokens.setdefault(candidate.label, [])
+        if any(jaccard(tokens, other) >= threshold for other in same_label):
             near += 1
             continue
         seen.add(key)
         kept.append(candidate)
-        kept_tokens.append(tokens)
+        same_label.append(tokens)
     return Deduplicated(tuple(kept), exact, near)

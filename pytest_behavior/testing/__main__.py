@@ -11,6 +11,7 @@ from types import FrameType
 
 from .responders import deterministic_choice
 from .server import ModelServer
+from .writer import dataset_writer
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -22,6 +23,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds per request")
     parser.add_argument("--seed", type=int, default=0, help="seed of the deterministic answers")
+    parser.add_argument(
+        "--responder",
+        choices=("choice", "writer"),
+        default="choice",
+        help="choice: pick one of the listed answers (default); writer: also write and "
+        "judge datasets for `python -m pytest_behavior generate`",
+    )
     options = parser.parse_args(argv)
 
     stop_requested = threading.Event()
@@ -31,8 +39,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    responder = (
+        dataset_writer(options.seed)
+        if options.responder == "writer"
+        else deterministic_choice(options.seed)
+    )
     server = ModelServer(
-        deterministic_choice(options.seed),
+        responder,
         latency=options.latency,
         host=options.host,
         port=options.port,
