@@ -18,7 +18,8 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from pytest_behavior.cache import ResponseCache, request_key
+from pytest_behavior.cache import request_key
+from pytest_behavior.cache_backend import AnswerCache
 from pytest_behavior.values import ModelRequest
 
 CHARS_PER_TOKEN = 4
@@ -65,7 +66,7 @@ class RunPlan:
 
 def plan_requests(
     needed: Iterable[tuple[str, ModelRequest]],
-    cache: ResponseCache,
+    cache: AnswerCache,
     *,
     price: Callable[[str], tuple[float, float] | None] | None = None,
 ) -> RunPlan:

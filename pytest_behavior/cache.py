@@ -18,12 +18,15 @@ import re
 import shlex
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from pytest_behavior.values import Answer, ModelRequest
+
+if TYPE_CHECKING:
+    from pytest_behavior.cache_backend import AnswerCache
 
 KEY_VERSION = 1
 SECRET_MARKERS = ("key", "token", "secret", "password", "authorization", "credential")
@@ -211,6 +214,17 @@ class ResponseCache:
         except (sqlite3.Error, OSError) as error:
             unusable_cache(self.directory, error)
 
+    def cached_among(self, keys: Sequence[str]) -> set[str]:
+        """Which of ``keys`` have an answer (cache_backend.AnswerCache; a look-up is ~11 µs)."""
+        return {key for key in keys if key in self}
+
+    @property
+    def location(self) -> str:
+        return str(self.directory)
+
+    # A folder on this host: every process's answers stay visible (cache_backend.AnswerCache).
+    reachable = True
+
     def set(self, key: str, answer: Answer) -> None:
         self.set_many([(key, answer)])
 
@@ -255,7 +269,7 @@ class CacheWriter:
     """
 
     def __init__(
-        self, cache: ResponseCache, written: Callable[[list[str]], None] | None = None
+        self, cache: AnswerCache, written: Callable[[list[str]], None] | None = None
     ) -> None:
         self._cache = cache
         self._written = written

@@ -1,26 +1,32 @@
-"""``cache info|prune|clear [--dir DIR]``: what the response cache holds, and removing it.
+"""``cache info|prune|clear [--dir DIR | --url URL]``: what the response cache holds,
+and removing it.
 
 The cache is a diskcache folder (``.behavior_cache/responses`` by default) outside
 ``.pytest_cache``, so ``pytest --cache-clear`` keeps the answers that were paid for;
 this command is how to look at them and throw them away. It reads the folder with
 cache.iter_entries (read-only) and removes entries through diskcache itself, and
-only from a folder every entry of which is a pytest-behavior answer.
+only from a folder every entry of which is a pytest-behavior answer. With ``--url``
+(or ``PYTEST_BEHAVIOR_CACHE_URL``) it reads a shared Redis cache instead
+(cache_redis.iter_redis_entries) and removes its keys there.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_behavior.commands.cache_location import CacheLocation
+
 if TYPE_CHECKING:
     from pytest_behavior.cache import StoredEntry
-    from pytest_behavior.commands.cache_location import CacheLocation
     from pytest_behavior.commands.common import Subparsers
 
 SECONDS_PER_DAY = 86400.0
@@ -47,6 +53,12 @@ def add_parser(subparsers: Subparsers) -> None:
         help="the cache folder (default: the one a run here uses: env "
         "PYTEST_BEHAVIOR_CACHE_DIR, else ini behavior_cache_dir, else "
         ".behavior_cache/responses in the rootdir)",
+    )
+    folder.add_argument(
+        "--url",
+        metavar="URL",
+        help="a shared Redis cache, redis://[:PASSWORD@]HOST:PORT/DB (default: env "
+        "PYTEST_BEHAVIOR_CACHE_URL when --dir is not given)",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser(
@@ -86,16 +98,70 @@ def add_parser(subparsers: Subparsers) -> None:
     )
 
 
+@dataclass(frozen=True)
+class Store:
+    """Where the entries are: what to call it, and how to remove keys from it."""
+
+    name: str
+    delete: Callable[[Sequence[str]], None]
+    location: CacheLocation | None = None  # None: a Redis URL
+
+
 def run(arguments: argparse.Namespace) -> int:
     from pytest_behavior.commands.cache_location import locate_cache
 
-    location = locate_cache(arguments.dir, start=Path.cwd())
-    action: Callable[[CacheLocation, list[StoredEntry], argparse.Namespace], int] = {
+    url = arguments.url
+    if url is None and arguments.dir is None:
+        url = os.environ.get("PYTEST_BEHAVIOR_CACHE_URL") or None
+    action: Callable[[Store, list[StoredEntry], argparse.Namespace], int] = {
         "info": _info,
         "prune": _prune,
         "clear": _clear,
     }[arguments.action]
-    return action(location, _entries(location.directory, arguments.action), arguments)
+    if url is not None:
+        store, entries = _redis_store(url)
+        return action(store, entries, arguments)
+    location = locate_cache(arguments.dir, start=Path.cwd())
+    directory = location.directory
+    store = Store(str(directory), lambda keys: _delete(directory, keys), location)
+    return action(store, _entries(directory, arguments.action), arguments)
+
+
+def _redis_store(url: str) -> tuple[Store, list[StoredEntry]]:
+    from pytest_behavior.commands.common import CommandError
+
+    try:
+        from pytest_behavior.cache_redis import (
+            KEY_PREFIX,
+            RedisUnavailable,
+            iter_redis_entries,
+            masked_url,
+        )
+
+        shown = masked_url(url)
+        entries = list(iter_redis_entries(url))
+    except ImportError:
+        raise CommandError(
+            "--url", "needs the redis client: pip install 'pytest-behavior[redis]'"
+        ) from None
+    except RedisUnavailable as error:
+        raise CommandError("--url", str(error)) from None
+
+    def delete(keys: Sequence[str]) -> None:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3)
+        try:
+            pipeline = client.pipeline(transaction=False)
+            for key in keys:
+                pipeline.delete(KEY_PREFIX + key)
+            pipeline.execute()
+        except redis.RedisError as error:
+            raise CommandError(shown, f"cannot remove entries ({error})") from None
+        finally:
+            client.close()
+
+    return Store(shown, delete), entries
 
 
 def _entries(directory: Path, action: str) -> list[StoredEntry]:
@@ -122,20 +188,30 @@ def _entries(directory: Path, action: str) -> list[StoredEntry]:
         raise CommandError(error.path, f"{error.problem}; {fix}") from None
 
 
-def _info(location: CacheLocation, entries: list[StoredEntry], _: argparse.Namespace) -> int:
+def _info(store: Store, entries: list[StoredEntry], _: argparse.Namespace) -> int:
     from pytest_behavior.commands.common import size_text
 
-    directory = location.directory
-    lines = [
-        f"folder:   {directory.absolute()} ({location.source})",
-        f"entries:  {len(entries)}, {size_text(_disk_size(directory))} on disk",
-    ]
+    location = store.location
+    if location is None:
+        size = sum(entry.size for entry in entries)
+        lines = [
+            f"redis:    {store.name}",
+            f"entries:  {len(entries)}, {size_text(size)} of values",
+        ]
+    else:
+        directory = location.directory
+        lines = [
+            f"folder:   {directory.absolute()} ({location.source})",
+            f"entries:  {len(entries)}, {size_text(_disk_size(directory))} on disk",
+        ]
     if entries:
         lines.append(f"stored:   {_stored_range(entries)}")
         lines += _model_lines(entries)
+    where = _dir_option(location) if location is not None else f" --url {store.name}"
     lines += [
-        "pytest --cache-clear does NOT touch this folder: it lies outside .pytest_cache.",
-        f"To remove it: python -m pytest_behavior cache clear{_dir_option(location)}; part of "
+        f"pytest --cache-clear does NOT touch this {'folder' if location else 'cache'}: it "
+        "lies outside .pytest_cache.",
+        f"To remove it: python -m pytest_behavior cache clear{where}; part of "
         "it: cache prune --model MODEL or --older-than DAYS; to ask again and overwrite: "
         "pytest --behavior-cache-mode=refresh",
     ]
@@ -143,13 +219,11 @@ def _info(location: CacheLocation, entries: list[StoredEntry], _: argparse.Names
     return 0
 
 
-def _prune(
-    location: CacheLocation, entries: list[StoredEntry], arguments: argparse.Namespace
-) -> int:
+def _prune(store: Store, entries: list[StoredEntry], arguments: argparse.Namespace) -> int:
     from pytest_behavior.commands.common import CommandError
 
     model, older_than = arguments.model, arguments.older_than
-    directory = location.directory
+    directory = store.name
     if model is None and older_than is None:
         raise CommandError(
             directory,
@@ -180,29 +254,30 @@ def _prune(
     if not chosen:
         print(f"nothing to prune in {directory}: no entry {criteria} ({len(entries)} entries)")
         return 0
-    return _remove(directory, chosen, len(entries), dry_run=arguments.dry_run, what=criteria)
+    return _remove(store, chosen, len(entries), dry_run=arguments.dry_run, what=criteria)
 
 
-def _clear(location: CacheLocation, entries: list[StoredEntry], _: argparse.Namespace) -> int:
+def _clear(store: Store, entries: list[StoredEntry], _: argparse.Namespace) -> int:
     if not entries:
-        print(f"{location.directory} holds no entries; nothing to remove")
+        print(f"{store.name} holds no entries; nothing to remove")
         return 0
-    return _remove(location.directory, entries, len(entries), dry_run=False, what="")
+    return _remove(store, entries, len(entries), dry_run=False, what="")
 
 
 def _remove(
-    directory: Path, chosen: Sequence[StoredEntry], total: int, *, dry_run: bool, what: str
+    store: Store, chosen: Sequence[StoredEntry], total: int, *, dry_run: bool, what: str
 ) -> int:
     from pytest_behavior.commands.common import size_text
 
     summary = f"{len(chosen)} of {total} entries" + (f" ({what})" if what else "")
     size = size_text(sum(entry.size for entry in chosen))
+    directory = store.name
     if dry_run:
         print(f"would remove {summary}, {size}, from {directory}:")
         print("\n".join(f"  {line}" for line in [*_model_lines(chosen), _stored_range(chosen)]))
         print("dry run: nothing was removed")
         return 0
-    _delete(directory, [entry.key for entry in chosen])
+    store.delete([entry.key for entry in chosen])
     print(f"removed {summary}, {size}, from {directory}; {total - len(chosen)} left")
     return 0
 
