@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,29 @@ def conclude(
     cost: float = 0.0,
 ) -> SessionOutcome:
     """Compare, then write every requested file; called once, on the controller."""
+    return conclude_run(
+        results,
+        settings,
+        root=config.rootpath,
+        cost=cost,
+        on_report=lambda report: config.hook.pytest_behavior_report(report=report, config=config),
+    )
+
+
+def conclude_run(
+    results: list[TraitResult],
+    settings: BehaviorSettings,
+    *,
+    root: Path,
+    cost: float = 0.0,
+    labels: tuple[str | None, str | None] | None = None,
+    on_report: Callable[[dict[str, Any]], object] | None = None,
+) -> SessionOutcome:
+    """:func:`conclude` without a pytest session, as merging shards concludes too.
+
+    ``labels`` is (run label, git commit) when known (a shard file carries them);
+    else they are read from ``root``.
+    """
     outcome = SessionOutcome(results)
     baseline_path = None
     if settings.baseline is not None:
@@ -91,11 +114,13 @@ def conclude(
         report["baseline"] = baseline_path
     if outcome.missing_from_run:
         report["missing_from_run"] = list(outcome.missing_from_run)
-    report["run_label"] = settings.run_label or default_run_label(config.rootpath)
-    report["git_commit"] = git_commit(config.rootpath)
+    if labels is None:
+        labels = (settings.run_label or default_run_label(root), git_commit(root))
+    report["run_label"], report["git_commit"] = labels
     outcome.report = report
-    config.hook.pytest_behavior_report(report=report, config=config)
-    _write_files(outcome, settings, config.rootpath)
+    if on_report is not None:
+        on_report(report)
+    _write_files(outcome, settings, root)
     return outcome
 
 

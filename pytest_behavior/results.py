@@ -148,6 +148,42 @@ def trait_result(
     return result
 
 
+def fixed_verdict(
+    *,
+    trait: Trait,
+    model: str,
+    outcomes: Sequence[CaseOutcome],
+    confidence: float,
+    scoring: str,
+    template: str,
+    position: tuple[int, int],
+) -> TraitResult:
+    """The verdict of a trait that is not adaptive, from its cases' outcomes alone.
+
+    One function for a run's verdict items and for merging shards (shard_merge.py),
+    so a merged verdict is the one a single run would have given.
+    """
+    from pytest_behavior.sampling import DEFAULT_TEMPERATURE, is_sampled, sampled_result
+
+    result = trait_result(
+        trait=trait,
+        model=model,
+        outcomes=outcomes,
+        confidence=confidence,
+        scoring=scoring,
+        template=template,
+        position=position,
+    )
+    if not is_sampled(outcomes):
+        return result
+    return sampled_result(
+        result,
+        samples=trait.samples,
+        temperature=DEFAULT_TEMPERATURE if trait.temperature is None else trait.temperature,
+        threshold=trait.threshold,
+    )
+
+
 def is_failing(result: TraitResult, *, strict: bool) -> bool:
     verdict = result.verdict
     return verdict in (FAIL, ERROR) or (strict and verdict == INCONCLUSIVE)

@@ -21,6 +21,7 @@ from pytest_behavior.commands import comment_command as comment_command
 from pytest_behavior.commands import compare_command as compare_command
 from pytest_behavior.commands import generate_command as generate_command
 from pytest_behavior.commands import history_command as history_command
+from pytest_behavior.commands import merge_command as merge_command
 from pytest_behavior.commands import report_command as report_command
 from pytest_behavior.commands.common import CommandError
 
@@ -43,6 +44,7 @@ COMMANDS: tuple[Command, ...] = (
     comment_command,
     cache_command,
     generate_command,
+    merge_command,
 )
 
 EPILOG = """\
@@ -52,6 +54,7 @@ examples:
   python -m pytest_behavior comment behavior-report.json --out comment.md
   python -m pytest_behavior history behavior-history.jsonl --html trend.html
   python -m pytest_behavior cache info
+  python -m pytest_behavior merge shards/shard-*-of-4.json --behavior-baseline base.json
   python -m pytest_behavior generate persona --description "seeks power" \
       --generator openai/gpt-4o --judge openai/gpt-4o-mini --out data/power.jsonl
 
