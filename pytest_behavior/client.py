@@ -234,6 +234,7 @@ class ModelClient:
         request_timeout: float = 120.0,
         max_duration: float | None = None,
         redact: Callable[[str], str] | None = None,
+        on_stop: Callable[[str, str], None] | None = None,
     ) -> None:
         from pytest_behavior.stopping import StopBook
 
@@ -245,11 +246,24 @@ class ModelClient:
         self._redact = redact if redact is not None else _unchanged
         # When the first fetch starts, the whole run's requests have max_duration left.
         self.deadline: float | None = None
+        # ``on_stop(model, reason)`` runs where a model is stopped (a fetch process
+        # tells its parent, which tells the others: see fetch_processes.py).
         self.stops = StopBook(
-            concurrency=concurrency, request_timeout=request_timeout, redact=self._redact
+            concurrency=concurrency,
+            request_timeout=request_timeout,
+            redact=self._redact,
+            on_stop=on_stop,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+
+    def stop_model(self, model: str, reason: str) -> None:
+        """Stop asking ``model`` (another process stopped it); safe from any thread."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(self.stops.stop, model, reason)
+        else:
+            self.stops.stop(model, reason)
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:

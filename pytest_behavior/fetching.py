@@ -13,20 +13,33 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING
+from itertools import islice
+from typing import TYPE_CHECKING, Protocol
 
-from pytest_behavior.cache import CacheWriter, ResponseCache, request_key
+from pytest_behavior.cache import CacheWriter, request_key
 from pytest_behavior.errors import RequestFailed
-from pytest_behavior.progress import FetchCounts, FetchProgress
+from pytest_behavior.progress import FetchCounts
 from pytest_behavior.values import Answer, ModelRequest
 
 if TYPE_CHECKING:
+    from pytest_behavior.cache_backend import AnswerCache
     from pytest_behavior.claims import RequestClaims
     from pytest_behavior.client import Endpoint, Job, ModelClient
 
 # Polling for another worker's answer: start fast (it is usually a request away).
 FIRST_POLL = 0.005
 LONGEST_POLL = 0.05
+# Requests looked up in the cache together: one round trip each batch for a Redis cache.
+LOOKUP_BATCH = 256
+
+
+class Display(Protocol):
+    """What a fetch reports to while it runs: progress.FetchProgress, or a fetch
+    process's messages to its parent (fetch_processes.py)."""
+
+    def tick(self) -> None: ...
+
+    def finish(self, *, interrupted: bool = False) -> None: ...
 
 
 class Fetcher:
@@ -34,7 +47,7 @@ class Fetcher:
 
     def __init__(
         self,
-        cache: ResponseCache,
+        cache: AnswerCache,
         *,
         client: Callable[[], ModelClient],
         endpoint: Callable[[str], Endpoint],
@@ -61,7 +74,7 @@ class Fetcher:
         requests: Iterable[ModelRequest],
         *,
         planned: int = 0,
-        progress: Callable[[FetchCounts], FetchProgress | None] | None = None,
+        progress: Callable[[FetchCounts], Display | None] | None = None,
         counts: FetchCounts | None = None,
     ) -> FetchCounts:
         """Send every request that has no answer yet; returns what happened.
@@ -95,22 +108,30 @@ class Fetcher:
         return counts
 
     def _jobs(self, requests: Iterable[ModelRequest], counts: FetchCounts) -> Iterator[Job]:
-        cache, failures, in_flight, claims = self.cache, self.failures, self._in_flight, self.claims
-        for request in requests:
-            key = request_key(request)
+        cache, failures, in_flight = self.cache, self.failures, self._in_flight
+        walk = iter(requests)
+        while batch := [(request_key(request), request) for request in islice(walk, LOOKUP_BATCH)]:
             # In flight before cache: the writer forgets a key only after committing it.
-            if key in in_flight or key in failures or key in cache:
-                counts.skipped += 1
-                continue
-            if self.refuse is not None:
-                failures[key] = RequestFailed(self.refuse)
-                counts.not_run += 1
-                continue
-            if claims is not None and not claims.claim(key):
-                counts.skipped += 1  # another worker sends it
-                continue
-            in_flight[key] = request
-            yield key, request, self._endpoint(request.model)
+            flying = {key for key, _ in batch if key in in_flight}
+            cached = cache.cached_among([key for key, _ in batch if key not in flying])
+            for key, request in batch:
+                if key in flying or key in in_flight or key in failures or key in cached:
+                    counts.skipped += 1
+                    continue
+                yield from self._job(key, request, counts)
+
+    def _job(self, key: str, request: ModelRequest, counts: FetchCounts) -> Iterator[Job]:
+        """The request to send for ``key``, unless readonly refuses it or a worker has it."""
+        if self.refuse is not None:
+            self.failures[key] = RequestFailed(self.refuse)
+            counts.not_run += 1
+            return
+        # A lost shared cache hides the other workers' answers: send it here too.
+        if self.claims is not None and not self.claims.claim(key) and self.cache.reachable:
+            counts.skipped += 1  # another worker sends it
+            return
+        self._in_flight[key] = request
+        yield key, request, self._endpoint(request.model)
 
     def _store(self, writer: CacheWriter, key: str, result: Answer | RequestFailed) -> None:
         """Runs on the event loop thread as each request finishes."""
@@ -152,7 +173,7 @@ class Fetcher:
                     return RequestFailed(reason)
             if fetched:
                 return RequestFailed("no answer was recorded")
-            if self.claims is None or self.claims.claim(key):
+            if self.claims is None or self.claims.claim(key) or not self.cache.reachable:
                 self.fetch([request])
                 fetched = True
                 continue

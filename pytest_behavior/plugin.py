@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 _FROZE_KEY = pytest.StashKey[bool]()
 _SPECS_SEEN_KEY = pytest.StashKey[bool]()
 _SPEC_SUFFIXES = (".yaml", ".yml")
+# Registered by sharding.register_shard_run under --behavior-shard.
+_SHARD_PLUGINS = ("behavior-shard", "behavior-shard-xdist")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -54,6 +56,10 @@ def pytest_configure(config: pytest.Config) -> None:
         from pytest_behavior.xdist_hooks import XdistHooks
 
         config.pluginmanager.register(XdistHooks(run), "behavior-xdist")
+    if settings.shard is not None:
+        from pytest_behavior.sharding import register_shard_run
+
+        register_shard_run(run, settings.shard)
     from pytest_behavior.signals import stop_on_sigterm
 
     run.add_closer(stop_on_sigterm())
@@ -86,7 +92,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if run is None:
         return
     run.close()
-    for name in ("behavior-run", "behavior-defaults", "behavior-xdist"):
+    for name in ("behavior-run", "behavior-defaults", "behavior-xdist", *_SHARD_PLUGINS):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
@@ -117,6 +123,10 @@ def pytest_collection_modifyitems(
     from pytest_behavior.run import run_of
 
     run = run_of(config)
+    shard_run = config.pluginmanager.get_plugin(_SHARD_PLUGINS[0])
+    if shard_run is not None and config.stash.get(_SPECS_SEEN_KEY, False):
+        # Before a dry run counts: it then counts this shard's share.
+        shard_run.split(config, items)
     if not run.settings.dry_run or not config.stash.get(_SPECS_SEEN_KEY, False):
         return
     from pytest_behavior.collect import Selection, behavior_items
@@ -159,6 +169,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         cache = settings.cache_mode
     else:
         cache = "on"
+    if settings.use_cache and settings.cache_url:
+        from pytest_behavior.cache_redis import masked_url
+
+        cache = f"{cache}, in {masked_url(settings.cache_url)}"
     endpoint = f", api_base {settings.api_base}" if settings.api_base else ""
     return [
         f"behavior: models {', '.join(settings.models)} ({settings.model_source})"

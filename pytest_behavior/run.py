@@ -14,7 +14,7 @@ import shutil
 import tempfile
 import uuid
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_behavior.cache import ResponseCache, request_key
+from pytest_behavior.cache_backend import AnswerCache, shared_cache_report
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.outcomes import CaseOutcome, Comparison, TraitResult
 from pytest_behavior.prompting import build_request, resolve_template, sampling_params
-from pytest_behavior.results import case_outcome
+from pytest_behavior.results import case_outcome, fixed_verdict
 from pytest_behavior.results import trait_result as build_trait_result
 from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
 from pytest_behavior.stopping import NOT_RUN, is_not_run
@@ -80,8 +81,13 @@ class BehaviorRun:
         # Set at session end on the controller (finish.conclude).
         self.outcome: SessionOutcome | None = None
         self._baseline_lookup: Callable[[TraitNamed], tuple[TraitResult, str] | None] | None = None
-        self._cache: ResponseCache | None = None
+        self._cache: AnswerCache | None = None
         self._temporary_cache_dir: Path | None = None
+        if settings.cache_url is not None and settings.use_cache:
+            from pytest_behavior.cache_backend import PLUGIN_NAME, SharedCacheReport
+
+            # On the controller too: under xdist it says what the workers' caches met.
+            config.pluginmanager.register(SharedCacheReport(settings.cache_fallback), PLUGIN_NAME)
         self._client: ModelClient | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._model_templates: dict[str, str | None] = {}
@@ -108,7 +114,7 @@ class BehaviorRun:
     # -- cache and client ---------------------------------------------------
 
     @property
-    def cache(self) -> ResponseCache:
+    def cache(self) -> AnswerCache:
         if self._cache is None:
             mode = self.settings.cache_mode if self.settings.use_cache else "readwrite"
             stamp = None
@@ -118,7 +124,16 @@ class BehaviorRun:
                 stamp = str(getattr(self.config, "workerinput", {}).get("testrunuid", "")) or (
                     uuid.uuid4().hex
                 )
-            self._cache = ResponseCache(self._cache_directory(), mode=mode, stamp=stamp)
+
+            def local() -> AnswerCache:
+                return ResponseCache(self._cache_directory(), mode=mode, stamp=stamp)
+
+            # With --behavior-cache-url: Redis, or (fallback) the local folder, or a stop.
+            shared = shared_cache_report(self.config)
+            if shared is not None and self.settings.cache_url is not None:
+                self._cache = shared.open(self.settings.cache_url, local, mode=mode, stamp=stamp)
+            else:
+                self._cache = local()
         return self._cache
 
     @property
@@ -145,7 +160,7 @@ class BehaviorRun:
         """With --behavior-no-cache, workers share one throwaway cache made by the controller."""
         if self.settings.use_cache:
             return None
-        return str(self.cache.directory)
+        return self.cache.location
 
     @property
     def client(self) -> ModelClient:
@@ -404,7 +419,8 @@ class BehaviorRun:
         not_run = [o.error for o in outcomes if o.error is not None and is_not_run(o.error)]
         if not_run:
             raise CasesNotRun(not_run[0])
-        result = build_trait_result(
+        verdict = build_trait_result if adaptive is not None else fixed_verdict
+        result = verdict(
             trait=trait,
             model=model,
             outcomes=outcomes,
@@ -414,16 +430,7 @@ class BehaviorRun:
             position=position,
         )
         if adaptive is None:
-            from pytest_behavior.sampling import DEFAULT_TEMPERATURE, is_sampled, sampled_result
-
-            if not is_sampled(outcomes):
-                return result
-            return sampled_result(
-                result,
-                samples=trait.samples,
-                temperature=DEFAULT_TEMPERATURE if trait.temperature is None else trait.temperature,
-                threshold=trait.threshold,
-            )
+            return result
         from pytest_behavior.adaptive import adaptive_result
 
         return adaptive_result(result, adaptive)
@@ -609,14 +616,44 @@ class BehaviorRun:
             if len(self._methods) == len(self.settings.models):
                 break
         counts.planned = sum(self._request_count(trait, model) for trait, _, model in needed())
+        requests: Iterable[ModelRequest] = (
+            request for one in needed() for request in self.requests_for(*one)
+        )
+        if self._may_spread():
+            from pytest_behavior.fetch_processes import spread_fetch
+
+            # Sent from fetch processes where that pays; what is left is sent here.
+            requests = spread_fetch(self, requests, counts)
         self.fetcher.fetch(
-            (request for one in needed() for request in self.requests_for(*one)),
-            counts=counts,
-            progress=lambda counts: progress_for(self.config, counts),
+            requests, counts=counts, progress=lambda counts: progress_for(self.config, counts)
         )
         self._prefetch_adaptive(counts)
         if counts.sent == 0 and counts.skipped:
             self._say_all_cached(counts)
+
+    def _may_spread(self) -> bool:
+        """Whether the prefetch may use fetch processes (--behavior-fetch-processes).
+
+        Not in xdist workers (they are processes already, splitting by claims), not
+        when nothing is sent, and not when a conftest answers the requests: its
+        pytest_behavior_complete lives in this process only.
+        """
+        if self.is_worker or self.settings.fetch_processes == 1 or not self.asks:
+            return False
+        from pytest_behavior.fetch_processes import uses_own_completion
+
+        if not uses_own_completion(self):
+            return True
+        from pytest_behavior.progress import terminal_for
+
+        terminal = terminal_for(self.config)
+        if self.settings.fetch_processes is not None and terminal is not None:
+            terminal.write_line(
+                "behavior: --behavior-fetch-processes ignored: pytest_behavior_complete is "
+                "implemented here (a conftest or plugin), and runs in this process only",
+                yellow=True,
+            )
+        return False
 
     def _say_all_cached(self, counts: FetchCounts) -> None:
         """A run that sent nothing says so in one line (where the run may print)."""
@@ -628,7 +665,7 @@ class BehaviorRun:
         missing = f"; {counts.not_run} not cached (readonly)" if counts.not_run else ""
         terminal.write_line(
             f"behavior: {counts.skipped} answers from the cache "
-            f"({self.cache.directory}){missing}; nothing was sent"
+            f"({self.cache.location}){missing}; nothing was sent"
         )
 
     def plan_for(self, needed: Callable[[], Iterator[tuple[Trait, Case, str]]]) -> RunPlan:

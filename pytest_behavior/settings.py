@@ -19,10 +19,13 @@ from typing import Any
 
 import pytest
 
+from pytest_behavior.partition import ShardSpec, ShardSpecError
+
 DEFAULT_FILE_PATTERNS = ("behavior_*.yaml", "behavior_*.yml", "*.behavior.yaml", "*.behavior.yml")
 ENV_MODEL = "PYTEST_BEHAVIOR_MODEL"
 ENV_API_BASE = "PYTEST_BEHAVIOR_API_BASE"
 ENV_CACHE_DIR = "PYTEST_BEHAVIOR_CACHE_DIR"
+ENV_CACHE_URL = "PYTEST_BEHAVIOR_CACHE_URL"
 # The response cache's default home, relative to the rootdir: outside .pytest_cache,
 # so pytest --cache-clear never throws paid answers away.
 DEFAULT_CACHE_DIR = ".behavior_cache/responses"
@@ -67,6 +70,15 @@ class BehaviorSettings:
     max_requests: int | None = None
     max_cost: float | None = None
     cache_mode: str = "readwrite"
+    # A shared Redis response cache (cache_redis.py); None: the diskcache folder.
+    cache_url: str | None = None
+    # "local": a Redis that cannot be used is a warning and the local folder is used.
+    cache_fallback: str = "none"
+    # Processes the prefetch spreads its requests over; None: auto (fetch_processes.py).
+    fetch_processes: int | None = None
+    # A sharded run (partition.ShardSpec): asks its share, writes a shard file, gates nothing.
+    shard: ShardSpec | None = None
+    shard_out: Path | None = None
 
 
 # -- parsers: text -> value, or a UsageError naming ``where`` the text came from --
@@ -134,6 +146,33 @@ def _tolerance(text: str, where: str) -> float:
     return value
 
 
+def _processes(text: str, where: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise pytest.UsageError(
+            f"{where} must be auto or a whole number of processes >= 1, e.g. 4; got {text!r}"
+        )
+    return value
+
+
+def _cache_url(text: str, where: str) -> str:
+    # The URL may carry a password: an error shows it masked, never as given.
+    from pytest_behavior.cache_redis import check_url, masked_url
+
+    problem = check_url(text)
+    if problem is not None:
+        raise pytest.UsageError(
+            f"{where} must be a Redis URL such as redis://localhost:6379/0 or "
+            f"redis://:PASSWORD@host:6379/0; got {masked_url(text)!r}: {problem}"
+        )
+    return text
+
+
 def _one_of(choices: Callable[[], tuple[str, ...]]) -> Parser:
     def parse(text: str, where: str) -> str:
         if text not in choices():
@@ -141,6 +180,13 @@ def _one_of(choices: Callable[[], tuple[str, ...]]) -> Parser:
         return text
 
     return parse
+
+
+def _shard(text: str, where: str) -> ShardSpec:
+    try:
+        return ShardSpec.parse(text)
+    except ShardSpecError as error:
+        raise pytest.UsageError(f"{where} {error}") from None
 
 
 def _scoring_modes() -> tuple[str, ...]:
@@ -210,6 +256,27 @@ OPTIONS: tuple[Option, ...] = (
         metavar="MODE",
     ),
     Option(
+        "cache_url",
+        "keep the response cache in Redis, shared by every host that names the same URL "
+        "(needs pytest-behavior[redis]); default: the local folder.",
+        flag="--behavior-cache-url",
+        ini="behavior_cache_url",
+        env=ENV_CACHE_URL,
+        parse=_cache_url,
+        metavar="URL",
+    ),
+    Option(
+        "cache_fallback",
+        "none: a --behavior-cache-url that cannot be used stops the run; local: warn and "
+        "use the local cache folder instead.",
+        flag="--behavior-cache-fallback",
+        ini="behavior_cache_fallback",
+        env="PYTEST_BEHAVIOR_CACHE_FALLBACK",
+        parse=_one_of(lambda: ("none", "local")),
+        default="none",
+        metavar="WHAT",
+    ),
+    Option(
         "confidence",
         "confidence level of the intervals.",
         flag="--behavior-confidence",
@@ -240,6 +307,16 @@ OPTIONS: tuple[Option, ...] = (
         ini="behavior_concurrency",
         parse=_whole(1),
         default=16,
+        metavar="N",
+    ),
+    Option(
+        "fetch_processes",
+        "processes that send the uncached requests, sharing the cache; auto: one per core "
+        "(at most 8) for a large fetch, else one; always one in xdist workers (default auto).",
+        flag="--behavior-fetch-processes",
+        ini="behavior_fetch_processes",
+        env="PYTEST_BEHAVIOR_FETCH_PROCESSES",
+        parse=_processes,
         metavar="N",
     ),
     Option(
@@ -394,6 +471,23 @@ OPTIONS: tuple[Option, ...] = (
         parse=_path,
         metavar="PATH",
     ),
+    Option(
+        "shard",
+        "run shard I of N (I counts from 1, as CI matrix jobs do): ask only the requests "
+        "whose key falls in this shard, gate nothing, and write a shard file for "
+        "python -m pytest_behavior merge.",
+        flag="--behavior-shard",
+        parse=_shard,
+        metavar="I/N",
+    ),
+    Option(
+        "shard_out",
+        "where a sharded run writes its shard file (default: shard-I-of-N.json in the "
+        "--behavior-report-json folder, else in .behavior_cache/shards in the rootdir).",
+        flag="--behavior-shard-out",
+        parse=_path,
+        metavar="PATH",
+    ),
 )
 
 
@@ -471,6 +565,11 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
     models, model_source = _models(config)
     _check_revisions(models)
     values = {option.field: _value(option, config) for option in OPTIONS}
+    if values["shard"] is not None and values["sequential"]:
+        raise pytest.UsageError(
+            "--behavior-sequential asks in rounds decided by earlier answers, which "
+            "--behavior-shard cannot split; drop one of them"
+        )
     return BehaviorSettings(
         models=tuple(dict.fromkeys(model.strip() for model in models if model.strip())),
         model_source=model_source,
