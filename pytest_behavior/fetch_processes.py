@@ -24,6 +24,7 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from pytest_behavior.errors import RequestFailed
@@ -110,6 +111,7 @@ def spread_fetch(
     the caller's own fetch; so do the requests of a process that died.
     """
     from pytest_behavior.cache import request_key
+    from pytest_behavior.fetching import LOOKUP_BATCH
     from pytest_behavior.partition import shard_of
 
     fetcher, stops = run.fetcher, run.client.stops
@@ -118,16 +120,19 @@ def spread_fetch(
     # A model already stopped here (its exact-scoring probe was refused) is not sent
     # anywhere: this process's own fetch marks its cases not run.
     stopped: list[ModelRequest] = []
-    for request in requests:
-        key = request_key(request)
-        if key in seen or key in fetcher.failures or key in fetcher.cache:
-            counts.skipped += 1
-            continue
-        seen.add(key)
-        if stops.stopped(request.model) is not None:
-            stopped.append(request)
-        else:
-            pending.append((key, request))
+    walk = iter(requests)
+    # One look-up per batch: with a Redis cache a key at a time is a round trip each.
+    while batch := [(request_key(request), request) for request in islice(walk, LOOKUP_BATCH)]:
+        cached = fetcher.cache.cached_among([key for key, _ in batch])
+        for key, request in batch:
+            if key in seen or key in fetcher.failures or key in cached:
+                counts.skipped += 1
+                continue
+            seen.add(key)
+            if stops.stopped(request.model) is not None:
+                stopped.append(request)
+            else:
+                pending.append((key, request))
     count = process_count(
         run.settings.fetch_processes,
         len(pending),

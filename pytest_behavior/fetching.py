@@ -84,6 +84,8 @@ class Fetcher:
         """
         if counts is None:
             counts = FetchCounts(planned=planned)
+        # counts may come in carrying earlier fetches' cost: add only this one's.
+        cost_before = counts.cost
         jobs = self._jobs(requests, counts)
         first = next(jobs, None)
         if first is None:
@@ -101,7 +103,7 @@ class Fetcher:
             interrupted = False
         finally:
             writer.close()  # also on Ctrl-C: whatever arrived is written
-            self.cost += counts.cost
+            self.cost += counts.cost - cost_before
             self._abandon_unanswered()
             if display is not None:
                 display.finish(interrupted=interrupted)

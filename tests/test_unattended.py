@@ -502,6 +502,34 @@ def test_the_report_states_what_the_new_answers_cost(
     assert unpriced.report["cost_usd"] is None
 
 
+def test_a_fetch_that_carries_on_counting_adds_only_its_own_cost(
+    server: ModelServer, tmp_path: Any
+) -> None:
+    # Adaptive traits fetch round after round with one FetchCounts; each round's cost
+    # was added again with every later round.
+    from pytest_behavior.generation.access import ModelAccess
+    from pytest_behavior.values import ModelRequest
+
+    access = ModelAccess(tmp_path / "cache", api_base=server.api_base)
+    try:
+        requests = [
+            ModelRequest(
+                model="openai/gpt-4o-mini",
+                api_base=server.api_base,
+                messages=(("user", f"Question {index}?"),),
+                params=(("temperature", 0.0), ("max_tokens", 2)),
+            )
+            for index in range(4)
+        ]
+        counts = access.fetcher.fetch(requests[:2])
+        first = access.fetcher.cost
+        access.fetcher.fetch(requests[2:], counts=counts)
+        assert 0 < first < counts.cost
+        assert access.fetcher.cost == pytest.approx(counts.cost)
+    finally:
+        access.close()
+
+
 def test_a_refused_key_under_xdist_is_one_message_too(
     pytester: pytest.Pytester, server: ModelServer, run_suite: Any
 ) -> None:
