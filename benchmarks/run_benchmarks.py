@@ -149,6 +149,9 @@ class Bench:
             f"--behavior-api-base={self.api_base}",
             f"--behavior-cache-dir={suite}-cache",
             f"--behavior-concurrency={self.concurrency}",
+            # The same chat request the direct reference sends (auto would probe and
+            # take exact scoring: litellm's text-completion path, ~1.5x its CPU).
+            "--behavior-scoring=topk",
             str(suite),
         ]
         elapsed, _ = self.run(command, suite, PROBE_OUT=str(out), **env)

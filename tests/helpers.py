@@ -123,3 +123,18 @@ class SuiteRun:
     @property
     def results(self) -> list[dict[str, Any]]:
         return list(self.report["results"])
+
+
+def check_generated_counts(
+    counts: dict[str, Any], labels: tuple[str, str], per_label: int, written: int, out: str
+) -> None:
+    """What every generate run must add up to, whatever a model wrote: each unique
+    candidate judged once, accepted or rejected, kept balanced, written as counted."""
+    unique = counts["parsed_candidates"] - counts["exact_duplicates"] - counts["near_duplicates"]
+    assert counts["judged"] == unique
+    assert sum(counts["accepted_per_label"].values()) + counts["rejected_by_judge"] == unique
+    kept = counts["kept_per_label"]
+    assert kept[labels[0]] == kept[labels[1]] <= per_label
+    assert written == 2 * kept[labels[0]]
+    if kept[labels[0]] == 0:
+        assert "no items kept" in out

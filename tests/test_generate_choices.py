@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import needs_local_extra
+from helpers import check_generated_counts, needs_local_extra
 
 from pytest_behavior.commands import main
 from pytest_behavior.generation.choices import parse_questions
@@ -395,11 +395,4 @@ def test_choices_run_end_to_end_on_the_local_model(
     counts = json.loads((tmp_path / "power-choices.provenance.json").read_text())["counts"]
     assert counts["generated_completions"] == 2
     assert counts["parsed_candidates"] > 0
-    unique = counts["parsed_candidates"] - counts["exact_duplicates"] - counts["near_duplicates"]
-    assert counts["judged"] == unique
-    assert sum(counts["accepted_per_label"].values()) + counts["rejected_by_judge"] == unique
-    kept = counts["kept_per_label"]
-    assert kept["A"] == kept["B"] <= 3
-    assert len(rows(out)) == 2 * kept["A"]
-    if kept["A"] == 0:
-        assert "no items kept" in captured.out
+    check_generated_counts(counts, ("A", "B"), 3, len(rows(out)), captured.out)

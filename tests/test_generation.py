@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import needs_local_extra
+from helpers import check_generated_counts, needs_local_extra
 
 from pytest_behavior.commands import main
 from pytest_behavior.generation.dedup import deduplicate
@@ -398,15 +398,7 @@ def test_the_pipeline_runs_end_to_end_on_the_local_model(
     assert status == 0, captured.err
     counts = json.loads((tmp_path / "power.provenance.json").read_text())["counts"]
     assert counts["generated_completions"] == 4
-    unique = counts["parsed_candidates"] - counts["exact_duplicates"] - counts["near_duplicates"]
-    assert counts["judged"] == unique
-    accepted = sum(counts["accepted_per_label"].values())
-    assert accepted + counts["rejected_by_judge"] == counts["judged"]
-    kept = counts["kept_per_label"]
-    assert kept["agree"] == kept["disagree"] <= 3
-    assert len(rows(out)) == 2 * kept["agree"]
-    if kept["agree"] == 0:
-        assert "no items kept" in captured.out
+    check_generated_counts(counts, ("agree", "disagree"), 3, len(rows(out)), captured.out)
 
 
 @pytest.mark.parametrize(

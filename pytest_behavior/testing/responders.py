@@ -135,16 +135,10 @@ def scripted_probabilities(
         best = max(probabilities, key=lambda answer: (probabilities[answer], answer))
         return Reply(text=best, choices=dict(probabilities))
 
-    compiled = [(substring, reply_for(probabilities)) for substring, probabilities in rules]
-    fallback = reply_for(default)
-
-    def respond(request: ChatRequest) -> Reply:
-        for substring, reply in compiled:
-            if substring in request.prompt:
-                return reply
-        return fallback
-
-    return respond
+    return answer_by_rules(
+        [(substring, reply_for(probabilities)) for substring, probabilities in rules],
+        default=reply_for(default),
+    )
 
 
 def route(rules: Sequence[tuple[str, Responder]], default: Responder) -> Responder:
