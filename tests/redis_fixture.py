@@ -13,7 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,8 @@ import pytest
 
 REDIS_SERVER = os.environ.get("PYTEST_BEHAVIOR_REDIS_SERVER", "/usr/bin/redis-server")
 REQUIRE_REDIS = "PYTEST_BEHAVIOR_REQUIRE_REDIS"
-# PING until it answers: a bounded number of tries, each a connection attempt.
-READY_TRIES = 500
-READY_INTERVAL = 0.02
+# What redis-server logs once it listens (Redis 5 to 8).
+READY_LINE = b"Ready to accept connections"
 
 
 def free_port() -> int:
@@ -75,32 +74,33 @@ class RedisServer:
         ]
         if self.password is not None:
             command += ["--requirepass", self.password]
-        log = (self.directory / "redis.log").open("ab")
-        self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
+        self._process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._wait_ready()
         return self
 
     def _wait_ready(self) -> None:
-        import redis
+        """Read the server's log until it says it accepts connections (the event), or
+        ends (it exited); then keep copying the log to redis.log."""
+        assert self._process is not None and self._process.stdout is not None
+        output, log = self._process.stdout, (self.directory / "redis.log").open("ab")
+        seen = b""
+        for line in iter(output.readline, b""):
+            log.write(line)
+            seen += line
+            if READY_LINE in line:
+                break
+        else:
+            log.close()
+            self._process.wait()
+            text = seen.decode(errors="replace")
+            raise RuntimeError(f"redis-server exited at start:\n{text[-2000:]}")
 
-        client = redis.Redis(
-            host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=1
-        )
-        try:
-            for _ in range(READY_TRIES):
-                assert self._process is not None
-                if self._process.poll() is not None:
-                    log = (self.directory / "redis.log").read_text(errors="replace")
-                    raise RuntimeError(f"redis-server exited at start:\n{log[-2000:]}")
-                try:
-                    if client.ping():
-                        return
-                except redis.ConnectionError:
-                    time.sleep(READY_INTERVAL)
-            raise RuntimeError(f"redis-server on port {self.port} never answered PING")
-        finally:
-            client.close()
+        def copy_the_rest() -> None:
+            with log:
+                for rest in iter(output.readline, b""):
+                    log.write(rest)
+
+        threading.Thread(target=copy_the_rest, daemon=True).start()
 
     def stop(self) -> None:
         """Kill it (as a crash or an outage would) and wait until it is gone."""
