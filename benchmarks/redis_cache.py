@@ -32,8 +32,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from redis_fixture import RedisServer, redis_missing  # noqa: E402
+from run_benchmarks import pytest_command  # noqa: E402
 
 from pytest_behavior.cache import ResponseCache  # noqa: E402
 from pytest_behavior.cache_backend import AnswerCache  # noqa: E402
@@ -57,19 +59,9 @@ def write_suite(directory: Path, cases: int) -> None:
 
 
 def run_pytest(directory: Path, server: ModelServer, cache_args: list[str]) -> float:
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:randomly",
-        "-p",
-        "no:cacheprovider",
-        f"--behavior-model={MODEL}",
-        f"--behavior-api-base={server.api_base}",
-        *cache_args,
-    ]
+    command = pytest_command(
+        f"--behavior-model={MODEL}", f"--behavior-api-base={server.api_base}", *cache_args
+    )
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     started = time.perf_counter()
     done = subprocess.run(command, cwd=directory, capture_output=True, text=True, env=env)

@@ -28,6 +28,9 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_benchmarks import pytest_command
+
 from pytest_behavior.testing import ModelServer
 
 
@@ -55,15 +58,7 @@ def run_shards(
     start = time.perf_counter()
     processes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                "-q",
-                "-p",
-                "no:randomly",
-                "-p",
-                "no:cacheprovider",
+            pytest_command(
                 "--behavior-model=openai/bench",
                 f"--behavior-api-base={server.api_base}",
                 "--behavior-scoring=exact",
@@ -71,7 +66,7 @@ def run_shards(
                 f"--behavior-cache-dir={directory / f'cache-{count}-{i}'}",
                 f"--behavior-shard={i}/{count}",
                 f"--behavior-shard-out={file}",
-            ],
+            ),
             cwd=directory,
             env=env,
             stdout=subprocess.DEVNULL,
