@@ -241,5 +241,4 @@ def choices_kind(
         judge_question=question,
         row=choice_row,
         prompts={**prompts.to_dict(), "shots": settings.shots, "seeds": seeds.path},
-        judge_at_most=len(planned) * MAX_QUESTIONS,
     )

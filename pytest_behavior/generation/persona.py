@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pytest_behavior.generation.access import ModelAccess
 from pytest_behavior.generation.judging import Candidate, Verdict
-from pytest_behavior.generation.parse import MAX_STATEMENTS, parse_statements
+from pytest_behavior.generation.parse import parse_statements
 from pytest_behavior.generation.pipeline import (
     Completion,
     GenerationSettings,
@@ -65,5 +65,4 @@ def persona_kind(settings: GenerationSettings, prompts: PromptSet, access: Model
         judge_question=question,
         row=row,
         prompts=prompts.to_dict(),
-        judge_at_most=len(planned) * MAX_STATEMENTS,
     )

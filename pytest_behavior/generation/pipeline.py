@@ -122,7 +122,6 @@ class Kind:
     judge_question: Callable[[Candidate], str]
     row: Callable[[Verdict], dict[str, object]]
     prompts: Mapping[str, object]  # recorded in the provenance
-    judge_at_most: int
 
 
 @dataclass(frozen=True)
