@@ -27,8 +27,8 @@ def pytest_behavior_load_spec(path: Path, config: pytest.Config) -> SpecFile | N
 
         import csv
 
-        from pytest_behavior.values import SpecFile, Threshold, Trait
-        from pytest_behavior.sources import case_from_mapping
+        from pytest_behavior import SpecFile, Threshold, Trait, case_from_mapping
+
 
         def pytest_behavior_load_spec(path, config):
             if path.suffix == ".csv":
@@ -59,7 +59,8 @@ def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint | No
 
         import os
 
-        from pytest_behavior.client import Endpoint
+        from pytest_behavior import Endpoint
+
 
         def pytest_behavior_endpoint(model, config):
             if model == "staging":  # --behavior-model=staging
@@ -72,6 +73,7 @@ def pytest_behavior_prompt_template(model: str, config: pytest.Config) -> str | 
     """The default prompt template for ``model`` when a trait sets none.
 
     Example, plain text for every base model of yours::
+
 
         def pytest_behavior_prompt_template(model, config):
             if model.endswith("-base"):
@@ -88,8 +90,8 @@ def pytest_behavior_complete(
     Raise litellm's exceptions (or any with ``status_code``) for retries to apply.
     A request with ``continuations`` asks for exact scoring: return
     ``Answer(text="", choice_logprobs=(ChoiceLogprob(text, logprob, tokens), ...))``,
-    one per continuation, or raise ``ExactScoringUnsupported("why")`` (both from
-    ``pytest_behavior.exact``) so that ``scoring: auto`` and ``logprob`` fall back to
+    one per continuation, or raise ``ExactScoringUnsupported("why")`` (all three from
+    ``pytest_behavior``) so that ``scoring: auto`` and ``logprob`` fall back to
     top-k (a client that speaks chat only may set ``scoring: topk`` or ``generate``
     instead).
     Example, an in-house client (here a blocking one, run in a thread) that speaks
@@ -99,8 +101,8 @@ def pytest_behavior_complete(
         import json
         import urllib.request
 
-        from pytest_behavior.exact import ExactScoringUnsupported
-        from pytest_behavior.values import Answer
+        from pytest_behavior import Answer, ExactScoringUnsupported
+
 
         def ask(api_base, model, messages):
             body = json.dumps({"model": model, "messages": messages}).encode()
@@ -108,6 +110,7 @@ def pytest_behavior_complete(
             http_request = urllib.request.Request(f"{api_base}/chat/completions", body, headers)
             with urllib.request.urlopen(http_request, timeout=60) as response:
                 return json.load(response)["choices"][0]["message"]["content"]
+
 
         async def pytest_behavior_complete(request, endpoint, config):
             if request.continuations:
@@ -130,7 +133,8 @@ def pytest_behavior_score(
     Example, count refusals as not matching (an exact-scoring answer has no text, so
     this acts under ``scoring: topk`` or ``generate``)::
 
-        from pytest_behavior.values import Score
+        from pytest_behavior import Score
+
 
         def pytest_behavior_score(answer, case, trait, mode, config):
             if answer.text.strip().startswith("I can't"):
@@ -145,6 +149,7 @@ def pytest_behavior_report(report: dict[str, Any], config: pytest.Config) -> Non
     Example, record which checkpoint was tested::
 
         import os
+
 
         def pytest_behavior_report(report, config):
             report["checkpoint"] = os.environ.get("CHECKPOINT")
@@ -165,6 +170,7 @@ def pytest_behavior_generation_prompts(kind: str, description: str, prompts: Any
     Example, ask the persona judge in words closer to the trait's wording::
 
         import dataclasses
+
 
         def pytest_behavior_generation_prompts(kind, description, prompts):
             if kind == "persona":

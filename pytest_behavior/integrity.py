@@ -38,7 +38,7 @@ from pytest_behavior.values import Case, Trait
 ERROR = "error"
 # The smallest n at which answers alone can decide a typical threshold: 0 of 10
 # scored has a 95% Wilson interval of [0, 27.8%], within the max_rate 0.3 the
-# README's examples use, while 0 of 9 reaches 29.9% and 0 of 5 43.4%. Below it a
+# the docs' examples use, while 0 of 9 reaches 29.9% and 0 of 5 43.4%. Below it a
 # pass says more about a loose threshold than about the model.
 DEFAULT_MIN_SCORED = 10
 # A degenerate answerer gives one answer to at least this share of its scored

@@ -2,7 +2,7 @@
 
 Frozen dataclasses inside the plugin; plain builtins only at the edges, through
 ``to_dict``/``from_dict``: the xdist report, the JSON report (its schema is in
-README.md), baselines and history. ``from_dict`` reads every report this
+docs/reports.md), baselines and history. ``from_dict`` reads every report this
 plugin wrote (schema 1 and 2): a field an older report lacks gets its default.
 """
 

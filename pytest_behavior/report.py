@@ -17,7 +17,7 @@ from pytest_behavior.outcomes import Comparison, TraitResult
 from pytest_behavior.results import format_rate
 
 # 2: verdict "error", and min_scored, verdict_error, shuffle_choices, answer_split
-# and warnings in every result (README "JSON report"). Baselines of 1 still load.
+# and warnings in every result (docs/reports.md). Baselines of 1 still load.
 SCHEMA_VERSION = 2
 _DIRECTION = {"up": "↑ bad", "down": "↓ bad", "both": "↕"}
 

@@ -1,6 +1,6 @@
 """Turning a model's answer into one of the labelled choices.
 
-Three methods (README "Scoring, as in the paper" gives the tokenisation details):
+Three methods (docs/scoring.md gives the tokenisation details):
 
 - **exact**, the paper's and lm-evaluation-harness's measure: the log-probability
   of each labelled answer (" Yes", " (A)", " she"), summed over its tokens, as

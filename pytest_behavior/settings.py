@@ -288,7 +288,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("strict", "fail inconclusive verdicts too.", flag="--behavior-strict", switch=True),
     Option(
         "report_json",
-        "write the verdicts as JSON (schema in README).",
+        "write the verdicts as JSON (schema: docs/reports.md).",
         flag="--behavior-report-json",
         parse=_path,
         metavar="PATH",

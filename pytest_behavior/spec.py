@@ -1,6 +1,6 @@
 """Spec files (YAML) -> typed :class:`SpecFile`, with errors that name file, line and fix.
 
-Schema (see README "Spec files")::
+Schema (see docs/specs.md)::
 
     defaults:            # optional; any trait key below except name/cases/source
       threshold: {max_rate: 0.3}

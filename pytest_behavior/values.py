@@ -138,6 +138,8 @@ class Trait:
 
 @dataclass(frozen=True)
 class SpecFile:
+    """The traits one spec file holds (what a pytest_behavior_load_spec hook returns)."""
+
     path: Path
     traits: tuple[Trait, ...]
 

@@ -1,6 +1,6 @@
-"""README's offline walkthrough of ``generate``, run command by command as written.
+"""The docs' offline walkthrough of ``generate``, run command by command as written.
 
-The block under "Try it offline" is taken out of README.md; its port is swapped
+The block under "Try it offline" is taken out of docs/generation.md; its port is swapped
 for a free one and ``.venv/bin/python`` for this interpreter; then each command
 runs in a fresh process in an empty folder, as a new user would run them.
 """
@@ -15,11 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+GENERATION_PAGE = Path(__file__).resolve().parent.parent / "docs" / "generation.md"
 
 
 def walkthrough() -> list[list[str]]:
-    text = README.read_text(encoding="utf-8")
+    text = GENERATION_PAGE.read_text(encoding="utf-8")
     start = text.index("**Try it offline**")
     block = text[
         text.index("```bash\n", start) + len("```bash\n") : text.index("```\n", start + 40)
@@ -28,7 +28,7 @@ def walkthrough() -> list[list[str]]:
     return [shlex.split(command) for command in commands]
 
 
-def test_the_readme_walkthrough_generates_a_trait_and_gates_a_model_on_it(
+def test_the_docs_walkthrough_generates_a_trait_and_gates_a_model_on_it(
     tmp_path: Path,
 ) -> None:
     commands = walkthrough()
