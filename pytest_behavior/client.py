@@ -88,10 +88,19 @@ def import_litellm() -> Any:
 
 
 def _placeholder_key(endpoint: Endpoint) -> str | None:
-    """Loopback servers need no key, but the OpenAI SDK insists on one being set."""
+    """Loopback servers need no key, but the OpenAI SDK insists on one being set.
+
+    Only for the providers litellm serves through the OpenAI SDK: another provider's
+    key (ANTHROPIC_API_KEY for a proxy on loopback) must reach it unreplaced.
+    """
     if endpoint.api_base is None:
         return None
     from urllib.parse import urlparse
+
+    from pytest_behavior.exact import OPENAI_COMPATIBLE
+
+    if endpoint.litellm_model.partition("/")[0] not in OPENAI_COMPATIBLE:
+        return None
 
     if urlparse(endpoint.api_base).hostname not in _LOOPBACK_HOSTS:
         return None
