@@ -325,19 +325,23 @@ class BehaviorRun:
         from pytest_behavior.exact import is_unsupported_reason
 
         request = self._build(trait, case, model, method)
-        if counts is not None:
-            probe = self.fetcher.fetch([request])
-            if probe.sent:
-                # Counted here as sent; the prefetch will meet it again as cached.
-                for name in ("sent", "answered", "failed", "retried", "rate_limited"):
-                    setattr(counts, name, getattr(counts, name) + getattr(probe, name))
-                counts.skipped -= probe.sent
+        probe = self.fetcher.fetch([request]) if counts is not None else None
         result = self.answer(request)
+        served = method != "exact" or not isinstance(result, Answer) or bool(result.choice_logprobs)
         if isinstance(result, RequestFailed):
             # Any other failure is the endpoint's, not the method's: the cases say it.
             refused = is_unsupported_reason if method == "exact" else is_logprob_refusal
-            return not refused(result.reason)
-        return method != "exact" or result.choice_logprobs is not None
+            served = not refused(result.reason)
+        if counts is not None and probe is not None and probe.sent:
+            for name in ("sent", "answered", "failed", "retried", "rate_limited"):
+                setattr(counts, name, getattr(counts, name) + getattr(probe, name))
+            if served:
+                counts.skipped -= probe.sent  # the prefetch will meet it again as cached
+            else:
+                # A refusal answers which methods the endpoint serves: not an error of the run.
+                counts.answered += probe.failed
+                counts.failed -= probe.failed
+        return served
 
     def request_for(self, trait: Trait, case: Case, model: str) -> ModelRequest:
         return self._build(trait, case, model, self.scoring_method(trait, model, case))

@@ -23,7 +23,7 @@ def copy_forty_cases(pytester: pytest.Pytester) -> None:
     pytester.makefile(".yaml", behavior_extra=yes_no_suite("extra-persona", count=4))
 
 
-def run_with_defaults(pytester: pytest.Pytester, model: str, api_base: str) -> SuiteRun:
+def run_with_defaults(pytester: pytest.Pytester, model: str, api_base: str, *args: str) -> SuiteRun:
     report = pytester.path / "behavior-report.json"
     result = pytester.runpytest(
         f"--behavior-model={model}",
@@ -31,6 +31,7 @@ def run_with_defaults(pytester: pytest.Pytester, model: str, api_base: str) -> S
         f"--behavior-report-json={report}",
         "-p",
         "no:randomly",
+        *args,
     )
     return SuiteRun(result, report)
 

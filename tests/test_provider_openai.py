@@ -26,7 +26,7 @@ from provider_runs import (
 
 from pytest_behavior.capabilities import is_logprob_refusal, provider_capabilities
 from pytest_behavior.client import import_litellm
-from pytest_behavior.testing import ModelServer
+from pytest_behavior.testing import Fault, ModelServer
 
 MODEL = "openai/gpt-4o-mini"
 KEY = "sk-test-0123456789abcdef"
@@ -157,3 +157,53 @@ def test_completions_refuse_chat_models_and_vllm_arguments(openai_server: ModelS
     assert body["error"]["message"] == "Unrecognized request argument supplied: prompt_logprobs"
     assert not is_logprob_refusal("BadRequestError: Unrecognized request argument supplied: seed")
     assert is_logprob_refusal(reason)
+
+
+def test_a_proxy_refusing_logprobs_moves_on_to_generating_after_its_first_refusal(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A team's OpenAI-compatible gateway litellm knows nothing of: chat only, and a
+    # 400 naming logprobs for any request that asks for them.
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    with ModelServer(dialect="openai", api_key=KEY) as server:
+        server.inject(
+            Fault.status(400, message="logprobs are not supported by this deployment"),
+            times=1000,
+            match=lambda request: "logprobs" in request.body,
+        )
+        copy_forty_cases(pytester)
+        run = run_with_defaults(pytester, "openai/team-gateway", server.api_base)
+        check_verdicts(run, "generate")
+        # The first case asked exact (404) and top-k (400) once each; then one per case.
+        assert server.request_count == 2 + FORTY_CASES
+        assert [bool(r.body.get("echo")) for r in server.requests[:2]] == [True, False]
+        assert server.requests[1].body["logprobs"] is True
+        cached = run_with_defaults(pytester, "openai/team-gateway", server.api_base)
+        check_verdicts(cached, "generate")
+        # Refusals are not cached (nor billed): a rerun asks the two again, and nothing else.
+        assert server.request_count == 2 + FORTY_CASES + 2
+        assert "2 errors" not in run.result.stdout.str()
+        run.result.stdout.fnmatch_lines(["behavior: sent 42 requests in *, 0 errors, 0 cached"])
+
+
+def test_completions_serve_openais_completion_models_with_and_without_logprobs(
+    openai_server: ModelServer,
+) -> None:
+    auth = {"Authorization": f"Bearer {KEY}"}
+    plain = {"model": "gpt-3.5-turbo-instruct", "prompt": "Agree? Answer:", "max_tokens": 2}
+    status, body = request(openai_server, "/v1/completions", plain, auth)
+    assert status == 200
+    assert body["object"] == "text_completion" and body["choices"][0]["logprobs"] is None
+    status, body = request(openai_server, "/v1/completions", {**plain, "logprobs": 2}, auth)
+    assert status == 200
+    assert len(body["choices"][0]["logprobs"]["top_logprobs"][0]) == 2
+    echoed = {**plain, "prompt": ["Agree? Yes", "Agree? No"], "echo": True, "logprobs": 1}
+    status, body = request(openai_server, "/v1/completions", echoed, auth)
+    assert status == 400
+    assert body["error"]["message"] == (
+        "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
+    )
+    chat = {**CHAT, "model": "gpt-3.5-turbo-instruct"}
+    status, body = request(openai_server, "/v1/chat/completions", chat, auth)
+    assert status == 404
+    assert body["error"]["message"].startswith("This is not a chat model")

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from helpers import yes_no_suite
 from provider_runs import FORTY_CASES, check_verdicts, copy_forty_cases, run_with_defaults
 
 from pytest_behavior.capabilities import provider_capabilities
@@ -30,11 +31,12 @@ def vllm_server() -> Iterator[ModelServer]:
         yield server
 
 
+@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one-process", "xdist"])
 def test_example_suites_run_with_default_settings(
-    pytester: pytest.Pytester, vllm_server: ModelServer
+    pytester: pytest.Pytester, vllm_server: ModelServer, workers: tuple[str, ...]
 ) -> None:
     copy_forty_cases(pytester)
-    run = run_with_defaults(pytester, MODEL, vllm_server.api_base)
+    run = run_with_defaults(pytester, MODEL, vllm_server.api_base, *workers)
     check_verdicts(run, "exact")
     # The first case's exact request decided the method and was kept: one per case.
     assert vllm_server.request_count == FORTY_CASES
@@ -120,6 +122,23 @@ def test_models_report_the_served_root(vllm_server: ModelServer) -> None:
     assert [(entry["id"], entry["root"]) for entry in listing["data"]] == [
         ("my-finetune", "/models/ckpt-1200")
     ]
+
+
+def test_a_vllm_key_reaches_the_chat_and_the_completions_endpoint(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # litellm reaches vLLM's completions endpoint as text-completion-openai, which would
+    # send OPENAI_API_KEY; the vLLM server's own key must go there too.
+    monkeypatch.setenv("HOSTED_VLLM_API_KEY", "vllm-secret")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-vllm")
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=3))
+    with ModelServer(dialect="vllm", api_key="vllm-secret") as server:
+        run = run_with_defaults(pytester, MODEL, server.api_base)
+        run.result.stdout.fnmatch_lines(["*behavior verdicts*", "*exact 3*"])
+        assert server.request_count == 3
+        assert {request.headers["authorization"] for request in server.requests} == {
+            "Bearer vllm-secret"
+        }
 
 
 def test_an_api_key_is_checked_as_vllm_checks_it() -> None:

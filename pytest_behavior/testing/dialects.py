@@ -4,7 +4,9 @@
   plugin may ask for (chat with ``top_logprobs``, completions with ``echo``) and
   takes any key or none, as a local llama.cpp server does.
 - ``openai``: OpenAI's API. Chat completions with ``logprobs``/``top_logprobs``; the
-  legacy completions endpoint refuses chat models (404); a missing or wrong
+  legacy completions endpoint serves only its completion models
+  (``gpt-3.5-turbo-instruct``, ``davinci-002``, ``babbage-002``: ``logprobs`` yes,
+  ``echo`` with ``logprobs`` no, 400) and refuses chat models (404); a missing or wrong
   ``Authorization: Bearer`` key is refused with OpenAI's 401 bodies; a vLLM extension
   (``prompt_logprobs``, ``echo`` on chat) is an unrecognized argument (400).
 - ``vllm``: vLLM's OpenAI-compatible server. Completions with ``echo`` and
@@ -55,6 +57,21 @@ class Dialect:
     key_header: str
     # Arguments this API does not know on chat (OpenAI refuses vLLM's extensions).
     unrecognized_chat_arguments: frozenset[str] = frozenset()
+    # The only models served on completions (OpenAI's), None: every model.
+    completion_models: tuple[str, ...] | None = None
+    # Whether completions refuse ``echo`` with ``logprobs`` (OpenAI, since 2023).
+    refuses_echo_logprobs: bool = False
+
+    def serves_completions(self, model: object) -> bool:
+        if self.completion_models is None:
+            return self.completions
+        return isinstance(model, str) and model.startswith(self.completion_models)
+
+    def serves_chat(self, model: object) -> bool:
+        """OpenAI's completion models are not served on chat (404)."""
+        if self.completion_models is None or not isinstance(model, str):
+            return True
+        return not model.startswith(self.completion_models)
 
     def error_body(
         self, status: int, message: str, *, param: str | None = None, code: str | None = None
@@ -139,6 +156,8 @@ DIALECTS: dict[str, Dialect] = {
         requires_key=True,
         key_header="authorization",
         unrecognized_chat_arguments=frozenset({"prompt_logprobs", "echo"}),
+        completion_models=("gpt-3.5-turbo-instruct", "davinci-002", "babbage-002"),
+        refuses_echo_logprobs=True,
     ),
     "vllm": Dialect(
         name="vllm",

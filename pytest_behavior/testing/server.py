@@ -314,13 +314,19 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         path = urlsplit(self.path).path.rstrip("/")
         dialect = self.model_server.dialect
-        if path in _CHAT_PATHS and dialect.chat:
+        if path in _CHAT_PATHS and dialect.chat and dialect.serves_chat(_model_named(body)):
             self._serve_completion(body, route="chat")
+        elif path in _CHAT_PATHS and dialect.chat:
+            message = (
+                "This is not a chat model and thus not supported in the v1/chat/completions "
+                "endpoint. Did you mean to use v1/completions?"
+            )
+            self._send_json(404, dialect.error_body(404, message))
         elif path in anthropic.MESSAGES_PATHS and dialect.messages:
             self._serve_completion(body, route="messages")
         elif (
             path in _COMPLETION_PATHS
-            and dialect.completions
+            and dialect.serves_completions(_model_named(body))
             and self.model_server.serve_completions
         ):
             self._serve_completion(body, route="completions")
@@ -394,6 +400,10 @@ class _Handler(BaseHTTPRequestHandler):
         unknown = sorted(server.dialect.unrecognized_chat_arguments.intersection(body))
         if unknown and not legacy:
             raise ProtocolError(f"Unrecognized request argument supplied: {unknown[0]}")
+        if prompts is not None and server.dialect.refuses_echo_logprobs and body.get("logprobs"):
+            raise ProtocolError(
+                "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
+            )
         if body.get("stream"):
             raise ProtocolError(
                 "the pytest-behavior test model server does not stream; send 'stream': false",
@@ -522,6 +532,15 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             # The client gave up (a timeout, or stop() closed the socket).
             self.close_connection = True
+
+
+def _model_named(raw_body: bytes) -> object:
+    """The ``model`` a body names, to route by (None when it is not JSON: refused later)."""
+    try:
+        body = json.loads(raw_body)
+    except ValueError:
+        return None
+    return body.get("model") if isinstance(body, dict) else None
 
 
 def _parse_json(raw_body: bytes) -> dict[str, Any]:
