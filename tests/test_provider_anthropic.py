@@ -58,6 +58,20 @@ def test_example_suites_run_with_default_settings(
         assert request.body["temperature"] == 0
 
 
+def test_a_dry_run_knows_the_method_and_counts_what_the_run_sends(
+    pytester: pytest.Pytester, anthropic_server: ModelServer
+) -> None:
+    copy_forty_cases(pytester)
+    dry = run_with_defaults(pytester, MODEL, anthropic_server.url, "--behavior-dry-run")
+    output = dry.result.stdout.str()
+    assert dry.result.ret == pytest.ExitCode.OK, output
+    assert f"total: {FORTY_CASES} requests, 0 cached, {FORTY_CASES} to send" in output
+    assert "counted as exact-scoring requests" not in output  # known, not undecided
+    assert anthropic_server.request_count == 0
+    check_verdicts(run_with_defaults(pytester, MODEL, anthropic_server.url), "generate")
+    assert anthropic_server.request_count == FORTY_CASES
+
+
 def test_samples_are_asked_for_where_exact_scoring_is_not_available(
     pytester: pytest.Pytester, anthropic_server: ModelServer
 ) -> None:
