@@ -151,7 +151,7 @@ def plan_table(plan: RunPlan) -> list[str]:
     for model in sorted(plan.undecided):
         lines.append(
             f"{model}: counted as exact-scoring requests; the first request decides "
-            "whether the endpoint serves them (else top-k, one more request)"
+            "whether the endpoint serves them (else top-k or generate, a refused request each)"
         )
     for model in sorted(plan.unpriced):
         lines.append(f"{model}: litellm has no price for it; its cost is not estimated")

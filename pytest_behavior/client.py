@@ -88,11 +88,25 @@ def import_litellm() -> Any:
 
 
 def _placeholder_key(endpoint: Endpoint) -> str | None:
-    """Loopback servers need no key, but the OpenAI SDK insists on one being set."""
+    """The key to pass litellm explicitly, where its own look-up would pick the wrong one.
+
+    A vLLM server's key (HOSTED_VLLM_API_KEY) goes to its completions endpoint too,
+    which litellm reaches as text-completion-openai and would otherwise send
+    OPENAI_API_KEY. Loopback servers need no key, but the OpenAI SDK insists on one
+    being set: a placeholder, only for the providers litellm serves through that SDK
+    (another provider's key, ANTHROPIC_API_KEY for a proxy on loopback, must reach it).
+    """
+    provider = endpoint.litellm_model.partition("/")[0]
+    if provider == "hosted_vllm" and os.environ.get("HOSTED_VLLM_API_KEY"):
+        return os.environ["HOSTED_VLLM_API_KEY"]
     if endpoint.api_base is None:
         return None
     from urllib.parse import urlparse
 
+    from pytest_behavior.exact import OPENAI_COMPATIBLE
+
+    if provider not in OPENAI_COMPATIBLE:
+        return None
     if urlparse(endpoint.api_base).hostname not in _LOOPBACK_HOSTS:
         return None
     if os.environ.get("OPENAI_API_KEY"):

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from pytest_behavior.adaptive import AdaptiveTrait, BaselineCases
     from pytest_behavior.baseline import TraitNamed
     from pytest_behavior.budget import RunPlan
+    from pytest_behavior.capabilities import Capabilities
     from pytest_behavior.claims import RequestClaims
     from pytest_behavior.client import Endpoint, ModelClient
     from pytest_behavior.collect import Selection
@@ -97,6 +98,8 @@ class BehaviorRun:
         self.selection: Selection | None = None
         # Per model, the best scoring method its endpoint supports (auto / logprob).
         self._methods: dict[str, str] = {}
+        # Per model, what litellm knows its provider serves (capabilities.py).
+        self._capabilities: dict[str, Capabilities] = {}
         # Per model, the revision its endpoint reports (read once per run).
         self._served: dict[str, str | None] = {}
         self._redactor: Callable[[str], str] | None = None
@@ -227,9 +230,10 @@ class BehaviorRun:
     ) -> str:
         """exact, topk or generate: what the trait asks for, or the best the endpoint supports.
 
-        ``auto`` and ``logprob`` take exact scoring where the endpoint answers an
-        exact request (the first one the run needs, so it costs no extra request
-        when it works and is cached like any other), else top-k.
+        ``auto`` and ``logprob`` take the first of exact, top-k, generate that the
+        provider may serve (capabilities.py: known in advance where litellm can
+        tell) and whose first request is not refused (it is a case's own request,
+        so it costs nothing extra when it works and is cached like any other).
         """
         mode = self._scoring_mode(trait)
         if mode in SCORING_METHODS:
@@ -237,10 +241,22 @@ class BehaviorRun:
         if model not in self._methods:
             probe = case if case is not None else trait.cases[0]
             if self.asks:
-                self._methods[model] = self._probe_exact(trait, probe, model, counts)
+                self._methods[model] = self._probe_methods(trait, probe, model, counts)
             else:
                 self._methods[model] = self._method_from_cache(trait, probe, model)
         return self._methods[model]
+
+    def capabilities(self, model: str) -> Capabilities:
+        """What ``model``'s provider serves, as far as litellm knows without asking."""
+        if model not in self._capabilities:
+            from pytest_behavior.capabilities import UNKNOWN, provider_capabilities
+
+            # A local model is a llama.cpp server: its endpoint tells (and starts it).
+            local = model.startswith(LOCAL_PREFIX)
+            self._capabilities[model] = (
+                UNKNOWN if local else provider_capabilities(self.endpoint(model).litellm_model)
+            )
+        return self._capabilities[model]
 
     @property
     def asks(self) -> bool:
@@ -248,20 +264,37 @@ class BehaviorRun:
         return not self.settings.dry_run and self.cache.mode != "readonly"
 
     def _method_from_cache(self, trait: Trait, case: Case, model: str) -> str:
-        """The method a cached probe chose, without asking; exact when nothing says."""
-        from pytest_behavior.exact import is_unsupported_reason
+        """The method a cached probe chose, without asking; the first possible when nothing says."""
+        capabilities = self.capabilities(model)
+        if capabilities.prompt_logprobs is not False:
+            from pytest_behavior.exact import is_unsupported_reason
 
-        exact = self._build(trait, case, model, "exact")
-        answer = self.cache.get(request_key(exact))
-        if answer is not None:
-            return "exact" if answer.choice_logprobs is not None else "topk"
-        failure = self.fetcher.failures.get(request_key(exact))
-        if failure is not None and is_unsupported_reason(failure.reason):
-            return "topk"
-        if request_key(self._build(trait, case, model, "topk")) in self.cache:
-            return "topk"
-        self._undecided.add(model)
-        return "exact"
+            exact = request_key(self._build(trait, case, model, "exact"))
+            answer = self.cache.get(exact)
+            if answer is not None and answer.choice_logprobs is not None:
+                return "exact"
+            failure = self.fetcher.failures.get(exact)
+            refused = failure is not None and is_unsupported_reason(failure.reason)
+            if answer is None and not refused and not self._cached_beyond(trait, case, model):
+                self._undecided.add(model)
+                return "exact"
+        if capabilities.top_logprobs is False:
+            return "generate"
+        from pytest_behavior.capabilities import is_logprob_refusal
+
+        topk = request_key(self._build(trait, case, model, "topk"))
+        failure = self.fetcher.failures.get(topk)
+        if topk not in self.cache and failure is not None and is_logprob_refusal(failure.reason):
+            return "generate"
+        generated = request_key(self._build(trait, case, model, "generate"))
+        return "generate" if topk not in self.cache and generated in self.cache else "topk"
+
+    def _cached_beyond(self, trait: Trait, case: Case, model: str) -> bool:
+        """Whether a top-k or generated answer is cached: exact was passed over before."""
+        return any(
+            request_key(self._build(trait, case, model, method)) in self.cache
+            for method in ("topk", "generate")
+        )
 
     def _score_mode(self, trait: Trait, model: str, case: Case) -> str:
         """What the scorer is told: the method, but ``auto`` stays auto on top-k
@@ -269,22 +302,46 @@ class BehaviorRun:
         method = self.scoring_method(trait, model, case)
         return "auto" if method == "topk" and self._scoring_mode(trait) == "auto" else method
 
-    def _probe_exact(self, trait: Trait, case: Case, model: str, counts: FetchCounts | None) -> str:
+    def _probe_methods(
+        self, trait: Trait, case: Case, model: str, counts: FetchCounts | None
+    ) -> str:
+        """The first method the provider may serve and whose first request is not refused."""
+        capabilities = self.capabilities(model)
+        if capabilities.prompt_logprobs is not False and self._serves(
+            trait, case, model, "exact", counts
+        ):
+            return "exact"
+        if capabilities.top_logprobs is not False and self._serves(
+            trait, case, model, "topk", counts
+        ):
+            return "topk"
+        return "generate"
+
+    def _serves(
+        self, trait: Trait, case: Case, model: str, method: str, counts: FetchCounts | None
+    ) -> bool:
+        """Whether the endpoint serves ``method``: the case's request asks, and is kept."""
+        from pytest_behavior.capabilities import is_logprob_refusal
         from pytest_behavior.exact import is_unsupported_reason
 
-        request = self._build(trait, case, model, "exact")
-        if counts is not None:
-            probe = self.fetcher.fetch([request])
-            if probe.sent:
-                # Counted here as sent; the prefetch will meet it again as cached.
-                for name in ("sent", "answered", "failed", "retried", "rate_limited"):
-                    setattr(counts, name, getattr(counts, name) + getattr(probe, name))
-                counts.skipped -= probe.sent
+        request = self._build(trait, case, model, method)
+        probe = self.fetcher.fetch([request]) if counts is not None else None
         result = self.answer(request)
+        served = method != "exact" or not isinstance(result, Answer) or bool(result.choice_logprobs)
         if isinstance(result, RequestFailed):
             # Any other failure is the endpoint's, not the method's: the cases say it.
-            return "topk" if is_unsupported_reason(result.reason) else "exact"
-        return "exact" if result.choice_logprobs is not None else "topk"
+            refused = is_unsupported_reason if method == "exact" else is_logprob_refusal
+            served = not refused(result.reason)
+        if counts is not None and probe is not None and probe.sent:
+            for name in ("sent", "answered", "failed", "retried", "rate_limited"):
+                setattr(counts, name, getattr(counts, name) + getattr(probe, name))
+            if served:
+                counts.skipped -= probe.sent  # the prefetch will meet it again as cached
+            else:
+                # A refusal answers which methods the endpoint serves: not an error of the run.
+                counts.answered += probe.failed
+                counts.failed -= probe.failed
+        return served
 
     def request_for(self, trait: Trait, case: Case, model: str) -> ModelRequest:
         return self._build(trait, case, model, self.scoring_method(trait, model, case))
@@ -615,6 +672,7 @@ class BehaviorRun:
                 self.scoring_method(trait, model, case, counts)
             if len(self._methods) == len(self.settings.models):
                 break
+        self._say_methods()
         counts.planned = sum(self._request_count(trait, model) for trait, _, model in needed())
         requests: Iterable[ModelRequest] = (
             request for one in needed() for request in self.requests_for(*one)
@@ -630,6 +688,16 @@ class BehaviorRun:
         self._prefetch_adaptive(counts)
         if counts.sent == 0 and counts.skipped:
             self._say_all_cached(counts)
+
+    def _say_methods(self) -> None:
+        """Where litellm told a model's method in advance, say which and why (once a run)."""
+        from pytest_behavior.progress import terminal_for
+
+        terminal = terminal_for(self.config)
+        for model, method in self._methods.items():
+            reason = self.capabilities(model).reason
+            if terminal is not None and reason:
+                terminal.write_line(f"behavior: {model} is scored by {method}: {reason}")
 
     def _may_spread(self) -> bool:
         """Whether the prefetch may use fetch processes (--behavior-fetch-processes).

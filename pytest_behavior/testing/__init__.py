@@ -38,6 +38,12 @@ and use it in a test::
 Outside pytest, ``with ModelServer() as server:`` serves until the block ends, and
 ``python -m pytest_behavior.testing --port 8000`` serves from a shell.
 
+``ModelServer(dialect=...)`` plays a provider's own protocol instead (dialects.py):
+``"openai"`` (Bearer key required, OpenAI's 401 bodies, completions for its completion
+models only), ``"vllm"`` (``prompt_logprobs``, ``/v1/models`` with ``root``) or
+``"anthropic"`` (the Messages API at ``server.url``: ``x-api-key``, no log-probabilities,
+Anthropic's error bodies), so litellm's real provider code runs against it.
+
 Without a responder the server answers with :func:`deterministic_choice`: one of the
 options the prompt lists (``" (A)"``..``" (H)"``, else ``" Yes"``/``" No"``), picked by
 a stable hash of the prompt. Like real providers it honours ``max_tokens`` and ``stop``

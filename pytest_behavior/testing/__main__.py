@@ -17,7 +17,8 @@ from .writer import dataset_writer
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_behavior.testing",
-        description="Serve the pytest-behavior test model (OpenAI protocol) on loopback.",
+        description="Serve the pytest-behavior test model on loopback, speaking a provider's "
+        "protocol (OpenAI-compatible by default).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
     parser.add_argument("--port", type=int, default=8000, help="0 picks a free port")
@@ -29,6 +30,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default="choice",
         help="choice: pick one of the listed answers (default); writer: also write and "
         "judge datasets for `python -m pytest_behavior generate`",
+    )
+    parser.add_argument(
+        "--dialect",
+        choices=("compatible", "openai", "vllm", "anthropic"),
+        default="compatible",
+        help="the provider protocol to speak (default %(default)s: OpenAI-compatible, "
+        "serving everything); anthropic serves /v1/messages at the bare URL",
+    )
+    parser.add_argument(
+        "--api-key", default=None, help="the key requests must carry (default: any, or none)"
     )
     options = parser.parse_args(argv)
 
@@ -49,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         latency=options.latency,
         host=options.host,
         port=options.port,
+        dialect=options.dialect,
+        api_key=options.api_key,
     )
     try:
         server.start()
@@ -56,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"cannot serve on {options.host}:{options.port}: {error}", file=sys.stderr)
         return 1
     with server:
-        print(f"pytest-behavior test model server on {server.api_base}", flush=True)
+        where = server.url if server.dialect.messages else server.api_base
+        speaking = "" if options.dialect == "compatible" else f", speaking {options.dialect}"
+        print(f"pytest-behavior test model server on {where}{speaking}", flush=True)
         # A timed wait lets the main thread run the signal handlers promptly.
         while not stop_requested.wait(0.5):
             pass

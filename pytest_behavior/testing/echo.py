@@ -18,6 +18,7 @@ prompt backs off to its last word).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -139,3 +140,53 @@ def _top(token: str, value: float, reply: Reply, top_count: int) -> dict[str, fl
             entries[first[0]] = math.log(probability)
     ranked = sorted(entries.items(), key=lambda item: (-item[1], item[0]))
     return dict(ranked[:top_count])
+
+
+def token_id(token: str) -> int:
+    """A stable id for a token (vLLM keys prompt log-probabilities by token id)."""
+    return int.from_bytes(hashlib.sha256(token.encode("utf-8")).digest()[:3], "big")
+
+
+def vllm_prompt_logprobs(
+    tokens: Sequence[str], values: Sequence[float | None]
+) -> list[dict[str, dict[str, Any]] | None]:
+    """vLLM's ``prompt_logprobs``: per prompt token, None for the first (nothing precedes
+    it), else ``{token_id: {"logprob", "rank", "decoded_token"}}`` for the token itself."""
+    return [
+        None
+        if value is None
+        else {str(token_id(token)): {"logprob": value, "rank": 1, "decoded_token": token}}
+        for token, value in zip(tokens, values, strict=True)
+    ]
+
+
+def chat_prompt_logprobs(
+    responder: Callable[[ChatRequest], Reply | str], request: ChatRequest
+) -> list[dict[str, dict[str, Any]] | None]:
+    """vLLM's ``prompt_logprobs`` of a chat request, over its messages' text.
+
+    A final ``assistant`` message is the answer being scored (sent with
+    ``continue_final_message``): its tokens carry the responder's probability of it
+    given the messages before, the first token the whole of it, as in echo.
+    """
+    messages = request.messages
+    final = messages[-1] if messages else {}
+    scored = final.get("role") == "assistant" and len(messages) > 1
+    content = final.get("content")
+    answer = content if scored and isinstance(content, str) else ""
+    context = request.prompt[: len(request.prompt) - len(answer)]
+    tokens = tokenize(context) + tokenize(answer)
+    context_size = len(tokenize(context))
+    value = 0.0
+    if answer:
+        context_request = _with_prompt(request, context.removesuffix("\n"))
+        value = answer_logprob(as_reply(responder(context_request)), answer)
+    values: list[float | None] = []
+    for index in range(len(tokens)):
+        if index == 0:
+            values.append(None)
+        elif index < context_size:
+            values.append(CONFIDENT_LOGPROB)
+        else:
+            values.append(value if index == context_size else 0.0)
+    return vllm_prompt_logprobs(tokens, values)

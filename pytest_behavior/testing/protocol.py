@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .echo import context_candidates, prompt_logprobs
+from .echo import context_candidates, prompt_logprobs, vllm_prompt_logprobs
 from .responders import ChatRequest, Reply
 from .tokens import (
     CONFIDENT_LOGPROB,
@@ -241,6 +241,19 @@ def echo_completion_body(
         )
     prompt_tokens = sum(count_tokens(prompt) for prompt in prompts)
     return _text_completion(request, choices, _usage(prompt_tokens, len(generated) * len(prompts)))
+
+
+def add_prompt_logprobs(answer: dict[str, Any], prompts: Sequence[str]) -> None:
+    """vLLM's addition to an echoed completion: each choice's ``prompt_logprobs``, the
+    prompt's tokens only (the generated one is not part of the prompt)."""
+    for choice, prompt in zip(answer["choices"], prompts, strict=True):
+        logprobs = choice.get("logprobs")
+        if logprobs is None:
+            continue
+        size = count_tokens(prompt)
+        choice["prompt_logprobs"] = vllm_prompt_logprobs(
+            logprobs["tokens"][:size], logprobs["token_logprobs"][:size]
+        )
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

@@ -12,7 +12,8 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from . import echo, protocol
+from . import anthropic, echo, protocol
+from .dialects import Dialect, dialect_named
 from .faults import Fault, FaultQueue, RequestMatcher
 from .protocol import ProtocolError
 from .responders import ChatRequest, Responder, as_reply, deterministic_choice
@@ -29,11 +30,18 @@ _MODELS_PATHS = frozenset({"/v1/models", "/models"})
 
 
 class ModelServer:
-    """An OpenAI-compatible chat model on 127.0.0.1 with scripted answers and faults.
+    """A model on 127.0.0.1 with scripted answers and faults, speaking a provider's protocol.
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`. Point litellm
     at it with ``model="openai/<any name>"``, ``api_base=server.api_base`` and any
     ``api_key``. ``responder`` and ``latency`` may be changed while it serves.
+
+    ``dialect`` picks the provider it plays (dialects.py): ``"compatible"`` (the
+    default: an OpenAI-compatible server that serves everything), ``"openai"``,
+    ``"vllm"`` or ``"anthropic"`` (``model="anthropic/<name>"``, ``api_base=server.url``).
+    With ``api_key`` set, a request must carry that key where the dialect's clients
+    put it (``Authorization: Bearer``, or ``x-api-key``); ``openai`` and ``anthropic``
+    refuse a request without a key in any case, with their own 401 bodies.
 
     ``port=0`` picks a free port; after :meth:`start`, ``port`` is the one bound.
 
@@ -55,7 +63,11 @@ class ModelServer:
         serve_completions: bool = True,
         model_root: str | None = None,
         served_models: tuple[str, ...] | None = None,
+        dialect: str = "compatible",
+        api_key: str | None = None,
     ) -> None:
+        self.dialect: Dialect = dialect_named(dialect)
+        self.api_key = api_key
         self.responder: Responder = responder if responder is not None else deterministic_choice()
         self.latency = latency
         self.serve_logprobs = serve_logprobs
@@ -203,6 +215,12 @@ class ModelServer:
             seen = dict.fromkeys(request.model for request in self._requests)
         return list(seen) or [DEFAULT_MODEL_ID]
 
+    def _root_for(self, model_ids: list[str]) -> str | None:
+        """The ``root`` /v1/models reports: ``model_root``, else (vLLM) the model's own name."""
+        if self.model_root is not None or self.dialect.name != "vllm":
+            return self.model_root
+        return model_ids[0] if len(model_ids) == 1 else None
+
     def _take_fault(self, request: ChatRequest) -> Fault | None:
         return self._faults.take(request)
 
@@ -272,23 +290,47 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path.rstrip("/")
-        if path in _MODELS_PATHS:
-            server = self.model_server
-            self._send_json(200, protocol.models_body(server._model_ids(), root=server.model_root))
+        server = self.model_server
+        if path in _MODELS_PATHS or path.startswith(("/v1/models/", "/models/")):
+            refused = server.dialect.refuse_key(self._headers(), server.api_key)
+            if refused is not None:
+                return self._send_json(*refused)
+        if path in _MODELS_PATHS and server.dialect.messages:
+            self._send_json(200, anthropic.models_body(server._model_ids()))
+        elif path in _MODELS_PATHS:
+            ids = server._model_ids()
+            self._send_json(200, protocol.models_body(ids, root=server._root_for(ids)))
         elif path.startswith(("/v1/models/", "/models/")):
             model_id = path.split("/models/", 1)[1]
-            self._send_json(200, protocol.model_object(model_id, root=self.model_server.model_root))
+            self._send_json(200, protocol.model_object(model_id, root=server._root_for([model_id])))
         else:
             self._send_not_found(path)
+        return None
+
+    def _headers(self) -> dict[str, str]:
+        return {name.lower(): value for name, value in self.headers.items()}
 
     def do_POST(self) -> None:
         body = self._read_body()
         path = urlsplit(self.path).path.rstrip("/")
-        if path in _CHAT_PATHS:
-            self._serve_completion(body, legacy=False)
-        elif path in _COMPLETION_PATHS and self.model_server.serve_completions:
-            self._serve_completion(body, legacy=True)
-        elif path in _COMPLETION_PATHS:
+        dialect = self.model_server.dialect
+        if path in _CHAT_PATHS and dialect.chat and dialect.serves_chat(_model_named(body)):
+            self._serve_completion(body, route="chat")
+        elif path in _CHAT_PATHS and dialect.chat:
+            message = (
+                "This is not a chat model and thus not supported in the v1/chat/completions "
+                "endpoint. Did you mean to use v1/completions?"
+            )
+            self._send_json(404, dialect.error_body(404, message))
+        elif path in anthropic.MESSAGES_PATHS and dialect.messages:
+            self._serve_completion(body, route="messages")
+        elif (
+            path in _COMPLETION_PATHS
+            and dialect.serves_completions(_model_named(body))
+            and self.model_server.serve_completions
+        ):
+            self._serve_completion(body, route="completions")
+        elif path in _COMPLETION_PATHS and dialect.chat:
             self._refuse_completions(body)
         else:
             self._send_not_found(path)
@@ -304,48 +346,64 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self.model_server._record(protocol.completion_request(body, headers))
         message = "This is a chat model and not supported in the v1/completions endpoint."
-        self._send_json(404, protocol.error_body(message, "invalid_request_error"))
+        self._send_json(404, self.model_server.dialect.error_body(404, message))
 
     def _method_not_allowed(self) -> None:
         self._read_body()
-        body = protocol.error_body(f"method {self.command} is not allowed", "invalid_request_error")
-        self._send_json(405, body)
+        message = f"method {self.command} is not allowed"
+        self._send_json(405, self.model_server.dialect.error_body(405, message))
 
     do_PUT = do_PATCH = do_DELETE = _method_not_allowed
 
-    def _serve_completion(self, raw_body: bytes, *, legacy: bool) -> None:
+    def _serve_completion(self, raw_body: bytes, *, route: str) -> None:
         server = self.model_server
         server._enter_request()
         try:
-            self._answer(server, raw_body, legacy=legacy)
+            self._answer(server, raw_body, route=route)
         except ProtocolError as error:
-            body = protocol.error_body(error.message, "invalid_request_error", param=error.param)
+            body = server.dialect.error_body(error.status, error.message, param=error.param)
             self._send_json(error.status, body)
         except Exception as error:
             # A reply the server cannot render (say, choices that are not numbers):
             # tell the client and keep it for the test to inspect.
             server._record_error(error)
             message = f"the test model server failed: {type(error).__name__}: {error}"
-            self._send_json(500, protocol.error_body(message, "server_error"))
+            self._send_json(500, server.dialect.error_body(500, message))
         finally:
             server._leave_request()
 
-    def _answer(self, server: ModelServer, raw_body: bytes, *, legacy: bool) -> None:
+    def _answer(self, server: ModelServer, raw_body: bytes, *, route: str) -> None:
         body = _parse_json(raw_body)
-        headers = {name.lower(): value for name, value in self.headers.items()}
+        headers = self._headers()
+        legacy = route == "completions"
         prompts = echo.echo_prompts(body) if legacy else None
         if prompts is not None:
             request = protocol.echo_request(body, headers, prompts)
         elif legacy:
             request = protocol.completion_request(body, headers)
+        elif route == "messages":
+            request = anthropic.messages_request(body, headers)
         else:
             request = protocol.chat_request(body, headers)
+        # Counted before the key is checked: a refused request was still sent.
         server._record(request)
+        refused = server.dialect.refuse_key(headers, server.api_key)
+        if refused is not None:
+            return self._send_json(*refused)
         if not server._pause(server.latency):
             return self._drop()
         fault = server._take_fault(request)
         if fault is not None and self._suffer(fault):
             return None
+        if route == "messages":
+            return self._answer_message(server, request, body)
+        unknown = sorted(server.dialect.unrecognized_chat_arguments.intersection(body))
+        if unknown and not legacy:
+            raise ProtocolError(f"Unrecognized request argument supplied: {unknown[0]}")
+        if prompts is not None and server.dialect.refuses_echo_logprobs and body.get("logprobs"):
+            raise ProtocolError(
+                "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
+            )
         if body.get("stream"):
             raise ProtocolError(
                 "the pytest-behavior test model server does not stream; send 'stream': false",
@@ -371,10 +429,39 @@ class _Handler(BaseHTTPRequestHandler):
             answer = protocol.echo_completion_body(
                 request, prompts, context, reply, top_count=top_count, max_tokens=limit
             )
+            if server.dialect.prompt_logprobs:
+                protocol.add_prompt_logprobs(answer, prompts)
             return self._send_json(200, answer)
         generation = protocol.generate(reply, body, top_count or 0)
         build = protocol.text_completion_body if legacy else protocol.chat_completion_body
-        self._send_json(200, build(request, generation, top_count is not None))
+        answer = build(request, generation, top_count is not None)
+        if (
+            server.dialect.prompt_logprobs
+            and not legacy
+            and body.get("prompt_logprobs") is not None
+        ):
+            answer["prompt_logprobs"] = echo.chat_prompt_logprobs(server.responder, request)
+        self._send_json(200, answer)
+        return None
+
+    def _answer_message(
+        self, server: ModelServer, request: ChatRequest, body: dict[str, Any]
+    ) -> None:
+        """An Anthropic Messages answer: the reply's text, no log-probabilities."""
+        if body.get("stream"):
+            raise ProtocolError(
+                "the pytest-behavior test model server does not stream; send 'stream': false",
+                param="stream",
+            )
+        try:
+            reply = as_reply(server.responder(request))
+        except Exception as error:
+            server._record_error(error)
+            message = f"the responder raised {type(error).__name__}: {error}"
+            return self._send_json(500, server.dialect.error_body(500, message))
+        generation = protocol.generate(reply, anthropic.generation_limits(body), 0)
+        answer = anthropic.message_body(request, generation, reply.text)
+        self._send_json(200, answer, {"request-id": anthropic.request_id()})
         return None
 
     def _suffer(self, fault: Fault) -> bool:
@@ -383,7 +470,8 @@ class _Handler(BaseHTTPRequestHandler):
             headers = {}
             if fault.retry_after is not None:
                 headers["Retry-After"] = _format_seconds(fault.retry_after)
-            body = protocol.error_body(fault.message, fault.error_type, code=fault.error_type)
+            dialect = self.model_server.dialect
+            body = dialect.error_body(fault.status_code, fault.message, code=fault.error_type)
             self._send_json(fault.status_code, body, headers)
             return True
         if fault.kind == "malformed_json":
@@ -422,7 +510,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send_not_found(self, path: str) -> None:
         message = f"no such endpoint: {self.command} {path}"
-        self._send_json(404, protocol.error_body(message, "invalid_request_error"))
+        self._send_json(404, self.model_server.dialect.error_body(404, message))
 
     def _send_json(
         self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
@@ -444,6 +532,15 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             # The client gave up (a timeout, or stop() closed the socket).
             self.close_connection = True
+
+
+def _model_named(raw_body: bytes) -> object:
+    """The ``model`` a body names, to route by (None when it is not JSON: refused later)."""
+    try:
+        body = json.loads(raw_body)
+    except ValueError:
+        return None
+    return body.get("model") if isinstance(body, dict) else None
 
 
 def _parse_json(raw_body: bytes) -> dict[str, Any]:
