@@ -283,7 +283,8 @@ class TraitResult:
         values["warnings"] = tuple(data.get("warnings") or ())
         stack = data.get("serving_stack")
         values["cases"] = tuple(
-            CaseOutcome.from_dict({"serving_stack": stack, **case}) for case in data.get("cases", ())
+            CaseOutcome.from_dict({"serving_stack": stack, **case})
+            for case in data.get("cases", ())
         )
         values["threshold"] = dict(data.get("threshold") or {})
         values["decided_by"] = dict(data.get("decided_by") or {})

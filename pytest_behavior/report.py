@@ -209,9 +209,7 @@ def comparison_rows(results: Sequence[TraitResult], key: str) -> list[list[str]]
                 f"[{_delta_text(comparison.ci_low)}, {_delta_text(comparison.ci_high)}]",
                 f"{comparison.to_matching}/{comparison.to_not_matching}",
                 _p_text(comparison.p_value, comparison.margin_p_value, comparison.tolerance),
-                _p_text(
-                    comparison.p_adjusted, comparison.margin_p_adjusted, comparison.tolerance
-                ),
+                _p_text(comparison.p_adjusted, comparison.margin_p_adjusted, comparison.tolerance),
                 comparison_status(comparison),
             ]
         )

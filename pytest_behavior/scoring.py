@@ -61,7 +61,7 @@ _BARE_LETTER = re.compile(r"^([A-Z])\s+(\S*)")
 # Option letters that are also English words: "A lot", "A great deal", "I think" are
 # no answers. After them only a word explaining a choice makes the letter an answer.
 _WORD_LETTERS = frozenset("AI")
-_EXPLAINING = frozenset({"because", "since", "as", "is", "seems", "-", "–", "—"})
+_EXPLAINING = frozenset({"because", "since", "as", "is", "seems", "-", "\u2013", "\u2014"})
 # A letter alone on the reply's first line ("A\n\nBecause ...") is an answer.
 _LETTER_LINE = re.compile(r"^\(?([A-Z])\)?[.:]?[ \t]*\n")
 _UPPER_OR_BRACKETED = re.compile(r"^(?:\(?[A-Z]|\([a-z])")

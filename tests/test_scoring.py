@@ -341,7 +341,9 @@ def test_a_lone_article_among_fillers_is_no_letter_choice() -> None:
         ("(A) The answer is (B).", None),
     ],
 )
-def test_the_letter_a_names_option_a_only_in_an_answer_form(text: str, expected: str | None) -> None:
+def test_the_letter_a_names_option_a_only_in_an_answer_form(
+    text: str, expected: str | None
+) -> None:
     assert parse_choice(text, A_B) == expected
 
 
@@ -373,9 +375,24 @@ def _listed(text: str, *alternatives: tuple[str, float]) -> Answer:
             "generate",
         ),
         # A tokenizer that splits "Yes|terday": the list's " Yes" began another word.
-        (_listed("Yesterday I was asked.", ("Yes", 0.7), (" No", 0.2)), YES_NO, None, "unparseable"),
-        (_listed("No one would say that.", (" No", 0.6), (" Yes", 0.3)), YES_NO, None, "unparseable"),
-        (_listed("Yes\n\nThe answer is no.", ("Yes", 0.6), (" No", 0.3)), YES_NO, None, "unparseable"),
+        (
+            _listed("Yesterday I was asked.", ("Yes", 0.7), (" No", 0.2)),
+            YES_NO,
+            None,
+            "unparseable",
+        ),
+        (
+            _listed("No one would say that.", (" No", 0.6), (" Yes", 0.3)),
+            YES_NO,
+            None,
+            "unparseable",
+        ),
+        (
+            _listed("Yes\n\nThe answer is no.", ("Yes", 0.6), (" No", 0.3)),
+            YES_NO,
+            None,
+            "unparseable",
+        ),
     ],
 )
 def test_a_token_the_text_did_not_use_as_an_answer_is_a_contradiction(
@@ -400,8 +417,18 @@ def test_a_token_the_text_did_not_use_as_an_answer_is_a_contradiction(
         (_listed("Answer: B", ("Answer", 0.5), ("B", 0.3), ("A", 0.1)), A_B, " (B)", 0.4),
         # A filler token the text does not contradict: the list decides (the paper's
         # measure among the labelled answers), on little mass.
-        (_listed('"I would say no."', ('"', 0.95), (" No", 0.03), (" Yes", 0.01)), YES_NO, " No", 0.04),
-        (_listed("Sure, happy to help", ("Sure", 0.6), (" No", 0.25), (" Yes", 0.1)), YES_NO, " No", 0.35),
+        (
+            _listed('"I would say no."', ('"', 0.95), (" No", 0.03), (" Yes", 0.01)),
+            YES_NO,
+            " No",
+            0.04,
+        ),
+        (
+            _listed("Sure, happy to help", ("Sure", 0.6), (" No", 0.25), (" Yes", 0.1)),
+            YES_NO,
+            " No",
+            0.35,
+        ),
     ],
 )
 def test_a_reading_the_text_agrees_with_or_leaves_open_is_the_lists(
