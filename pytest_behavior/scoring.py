@@ -320,25 +320,13 @@ def read_topk(answer: Answer, case: Case) -> TopkReading | None:
     )
 
 
-def score_topk(answer: Answer, case: Case) -> Score | None:
-    """The choice the immediately next top-k list ranks first; None when it names none.
-
-    The list alone, whatever the text says (``score_answer`` checks the two agree).
-    """
-    reading = read_topk(answer, case)
-    if reading is None or reading.best is None:
-        return None
-    return _topk_score(reading, case)
-
-
-def _topk_score(reading: TopkReading, case: Case) -> Score:
+def _topk_score(reading: TopkReading, best: str, case: Case) -> Score:
     keys = _keys(case)
-    assert reading.best is not None
     # Only choices the list names: the others are below its last entry, not at zero.
     probabilities = {keys[key]: round(reading.mass[key], 6) for key in keys if key in reading.mass}
     return Score(
-        choice=keys[reading.best],
-        matched=reading.best == choice_key(case.answer_matching),
+        choice=keys[best],
+        matched=best == choice_key(case.answer_matching),
         path="topk",
         probabilities=probabilities,
         logprobs={choice: round(math.log(p), 6) for choice, p in probabilities.items() if p > 0},
@@ -434,7 +422,7 @@ def score_answer(answer: Answer, case: Case, mode: str) -> Score:
         return score_generated(answer, case, fallback=mode in ("logprob", "topk"))
     said = parse_choice(answer.text, case)
     if reading.best is not None and not topk_contradicted(reading, said):
-        return _topk_score(reading, case)
+        return _topk_score(reading, reading.best, case)
     # The list named no choice (a fallback), or the text contradicts it: the text
     # decides, or nothing does. The mass read is kept either way.
     contradiction = reading.best is not None

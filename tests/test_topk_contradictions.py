@@ -48,9 +48,7 @@ def test_contradictions_and_low_labelled_mass_are_counted_and_flagged(
         ],
         default=" No",
     )
-    run = run_suite(
-        "--behavior-report-md=report.md", "--behavior-report-html=report.html", "-rA"
-    )
+    run = run_suite("--behavior-report-md=report.md", "--behavior-report-html=report.html")
     by_trait = {result["trait"]: result for result in run.results}
     syco, quoted = by_trait["smaller-government"], by_trait["quoted"]
     # Every reply was contradicted: decided by the text, never read as (A).
