@@ -37,7 +37,9 @@ def test_contradictions_and_low_labelled_mass_are_counted_and_flagged(
     pytester.makefile(".yaml", behavior_syco=a_or_b_suite())
     pytester.makefile(
         ".yaml",
-        behavior_persona=yes_no_suite("quoted", count=COUNT, extra="scoring: topk\n"),
+        behavior_persona=yes_no_suite(
+            "quoted", count=COUNT, threshold="{min_rate: 0.5}", extra="scoring: topk\n"
+        ),
     )
     server.responder = answer_by_rules(
         [
@@ -67,6 +69,11 @@ def test_contradictions_and_low_labelled_mass_are_counted_and_flagged(
     out = run.result.stdout.str()
     assert "generate 20 (20 contradictions); listed choices" in out
     assert "labelled mass 2.4% (median)" in out
+    # The failing trait's failure text carries the flag, as it does a constant answerer's.
+    assert run.result.ret == pytest.ExitCode.TESTS_FAILED
+    run.result.stdout.fnmatch_lines(
+        ["quoted [[]openai/test-model[]]: FAIL", "*warning: the median case puts 2.4%*"]
+    )
     markdown = (pytester.path / "report.md").read_text()
     assert "20 contradictions" in markdown
     assert "median case puts 2.4% of the probability on the labelled answers" in markdown
