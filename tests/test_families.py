@@ -300,7 +300,11 @@ def test_scoring_summary_counts_fallbacks() -> None:
         "contradictions": 0,
     }
     generated = [outcome("generate", False)]
-    assert scoring_summary("auto", generated) == {"scoring_used": "generate", "fallbacks": 0}
+    assert scoring_summary("auto", generated) == {
+        "scoring_used": "generate",
+        "fallbacks": 0,
+        "contradictions": 0,
+    }
     assert scoring_summary("generate", outcomes)["scoring_used"] == "generate"
 
 
