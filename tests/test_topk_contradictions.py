@@ -139,6 +139,7 @@ def test_a_comparison_across_serving_stacks_says_so(
     assert f"serving stack differs: {said}" in (pytester.path / "report.md").read_text()
     html = (pytester.path / "report.html").read_text()
     assert "serving stack differs: b11434-llama.cpp (reference) -&gt; fp_pytest_behavior" in html
+    assert "serving stack of openai/v2: fp_pytest_behavior" in html
 
 
 def test_a_tolerance_is_decided_by_the_margin_test(
