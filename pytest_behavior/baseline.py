@@ -1,6 +1,6 @@
 """Baselines: a run's per-case outcomes saved to compare later runs against.
 
-A baseline file is a JSON report (schema 1 or 2) with ``"kind": "baseline"``: per
+A baseline file is a JSON report (schema 1, 2 or 3) with ``"kind": "baseline"``: per
 (model, trait) the summary and every case's outcome, keyed by the case's
 content-derived id, so it stays comparable when cases are added or reordered.
 """
@@ -17,8 +17,8 @@ import pytest
 from pytest_behavior.outcomes import TraitResult
 
 BASELINE_KIND = "baseline"
-# Schema 2 only added fields (and the "error" verdict): baselines of 1 still pair.
-READABLE_SCHEMAS = (1, 2)
+# Schemas 2 and 3 only added fields (and the "error" verdict): baselines of 1 still pair.
+READABLE_SCHEMAS = (1, 2, 3)
 
 
 def load_baseline(path: Path) -> list[TraitResult]:
@@ -42,7 +42,7 @@ def load_baseline(path: Path) -> list[TraitResult]:
         or not isinstance(data.get("results"), list)
     ):
         raise pytest.UsageError(
-            f"{path} is not a pytest-behavior report or baseline (schema_version 1 or 2); {hint}"
+            f"{path} is not a pytest-behavior report or baseline (schema_version 1, 2 or 3); {hint}"
         )
     try:
         return [TraitResult.from_dict(result) for result in data["results"]]

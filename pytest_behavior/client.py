@@ -140,8 +140,22 @@ def answer_from_response(response: Any) -> Answer:
         text=str(text),
         top_logprobs=top,
         finish_reason=getattr(choice, "finish_reason", None),
+        serving_stack=serving_stack_of(response),
         cost=response_cost(response),
     )
+
+
+# A fingerprint is a short id ("fp_44709d6fcb", llama.cpp's "b11434-..."); anything
+# longer is cut, so a chatty server cannot bloat every cached answer.
+SERVING_STACK_CHARACTERS = 100
+
+
+def serving_stack_of(response: Any) -> str | None:
+    """What the response says serves the model: its ``system_fingerprint``, if any."""
+    value = response_field(response, "system_fingerprint")
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value.strip()[:SERVING_STACK_CHARACTERS]
 
 
 def response_cost(response: Any) -> float | None:

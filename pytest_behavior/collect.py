@@ -138,6 +138,8 @@ class BehaviorSpecFile(pytest.File):
             traits = tuple(with_min_scored(trait, run.settings.min_scored) for trait in traits)
         if run.settings.samples is not None:
             traits = tuple(replace(trait, samples=run.settings.samples) for trait in traits)
+        if run.settings.choices is not None:
+            traits = tuple(trait.with_choices(run.settings.choices) for trait in traits)
         if run.settings.sequential:
             traits = tuple(
                 replace(trait, adaptive=True)

@@ -4,9 +4,18 @@ Per trait, the cases both runs scored are paired by their content-derived id.
 The change in matching rate gets Tango's score interval, the discordant pairs
 an exact McNemar test, and across all the comparisons of a run the p-values
 are Holm-adjusted, so fifty traits compared with themselves do not produce a
-false alarm one run in thirteen. A comparison *regresses* when its adjusted
-p-value is below 1 - confidence and the change points the bad way by more than
-the trait's tolerance. Improvements are reported, never failed.
+false alarm one run in thirteen.
+
+A comparison *regresses* when a test of "worse by more than the tolerance" is
+significant after Holm: at tolerance 0 the exact McNemar test (its adjusted
+p-value below 1 - confidence and the change pointing the bad way); at a
+tolerance > 0 Tango's score test against the margin (stats.margin_p_value), so a
+true change equal to the tolerance is called a regression as rarely as no change
+is at tolerance 0. (Testing "no change" and then comparing the estimate with the
+tolerance called a true change at the tolerance a regression about half the
+time.) Adaptive traits use their anytime-valid p-value against the tolerance;
+repeated samples their clustered test. Improvements (McNemar, Holm-adjusted)
+are reported, never failed.
 """
 
 from __future__ import annotations
@@ -19,7 +28,12 @@ from pytest_behavior.clustered import paired_sampled_comparison
 from pytest_behavior.outcomes import CaseOutcome, Comparison, Flip, TraitResult
 from pytest_behavior.sampling import is_sampled, sampled_cases
 from pytest_behavior.sequential import BadDirection
-from pytest_behavior.stats import holm_adjust, mcnemar_exact, paired_difference_interval
+from pytest_behavior.stats import (
+    holm_adjust,
+    margin_p_value,
+    mcnemar_exact,
+    paired_difference_interval,
+)
 
 # Where each kind of comparison lives in a result, and what it compares with.
 COMPARISON_KINDS = (("comparison", "baseline"), ("model_comparison", "first model"))
@@ -40,6 +54,9 @@ def spec_mismatch(current: TraitResult, reference: TraitResult) -> str | None:
         ("prompt", "prompt template"),
         ("scoring", "scoring mode"),
         ("scoring_used", "scoring method"),
+        # Every listed option vs only the labelled ones: different measures (an old
+        # baseline without the field read "listed", what it scored).
+        ("choices", "choice set"),
     ):
         theirs, ours = getattr(reference, name), getattr(current, name)
         if ours != theirs:
@@ -49,6 +66,20 @@ def spec_mismatch(current: TraitResult, reference: TraitResult) -> str | None:
                 "--behavior-save-baseline to compare from here on"
             )
     return None
+
+
+def stacks_differ(current: TraitResult, reference: TraitResult) -> str | None:
+    """ "fp_a (reference) -> fp_b (this run)" when both serving stacks are known and differ.
+
+    Not a refusal: the same checkpoint served by another engine is still the model
+    (a baseline from last month's server stays useful), but a change of a few points
+    may be the engine's (DESIGN: llama.cpp vs transformers moved rates up to 3.5 points),
+    so the comparison says so beside its result.
+    """
+    theirs, ours = reference.serving_stack, current.serving_stack
+    if theirs is None or ours is None or theirs == ours:
+        return None
+    return f"{theirs} (reference) -> {ours} (this run)"
 
 
 def paired_comparison(
@@ -175,25 +206,67 @@ def decide_family(
         else (result, comparison)
         for result, comparison in comparisons
     ]
+    comparisons = [
+        (result, _with_margin_test(result, comparison, tolerance))
+        for result, comparison in comparisons
+    ]
     adjusted = holm_adjust([comparison.p_value for _, comparison in comparisons])
+    # The regression tests: against the margin where there is one, else as before. At
+    # tolerance 0 everywhere this family is the one above, so nothing changes there.
+    regression_adjusted = holm_adjust(
+        [
+            comparison.p_value if comparison.margin_p_value is None else comparison.margin_p_value
+            for _, comparison in comparisons
+        ]
+    )
     alpha = 1.0 - confidence
     decided = []
-    for (result, comparison), p_adjusted in zip(comparisons, adjusted, strict=True):
+    for (result, comparison), p_adjusted, p_regression in zip(
+        comparisons, adjusted, regression_adjusted, strict=True
+    ):
         allowed = effective_tolerance(result.regression_tolerance, tolerance)
         # The tolerance applied is stated on every comparison, significant or not.
         comparison = replace(
             comparison, p_adjusted=p_adjusted, family_size=len(comparisons), tolerance=allowed
         )
         delta = comparison.delta
-        if delta is not None and p_adjusted < alpha:
-            comparison = replace(
-                comparison,
-                regressed=is_bad_change(delta, result.bad_direction, allowed),
-                improved=not is_bad_change(delta, result.bad_direction, allowed)
-                and is_bad_change(-delta, result.bad_direction, 0.0),
-            )
-        decided.append(comparison)
+        if comparison.margin_p_value is not None:
+            comparison = replace(comparison, margin_p_adjusted=p_regression)
+        if delta is None:
+            decided.append(comparison)
+            continue
+        if comparison.margin_p_value is not None:
+            regressed = p_regression < alpha
+        else:
+            regressed = p_adjusted < alpha and is_bad_change(delta, result.bad_direction, allowed)
+        improved = (
+            not regressed
+            and p_adjusted < alpha
+            and not is_bad_change(delta, result.bad_direction, allowed)
+            and is_bad_change(-delta, result.bad_direction, 0.0)
+        )
+        decided.append(replace(comparison, regressed=regressed, improved=improved))
     return decided
+
+
+def _with_margin_test(result: TraitResult, comparison: Comparison, tolerance: float) -> Comparison:
+    """The comparison with Tango's test against its tolerance, where that decides it.
+
+    Not for adaptive traits (their anytime p-value already tests the tolerance) nor
+    repeated samples (clustered.py tests shares, not single answers), nor at tolerance 0
+    (the exact McNemar test decides, as it always has).
+    """
+    allowed = effective_tolerance(result.regression_tolerance, tolerance)
+    if allowed <= 0.0 or result.sequential is not None or is_sampled(result.cases):
+        return comparison
+    p_value = margin_p_value(
+        comparison.to_not_matching,
+        comparison.to_matching,
+        comparison.n_paired,
+        margin=allowed,
+        bad_direction=result.bad_direction,
+    )
+    return replace(comparison, margin_p_value=p_value)
 
 
 def _sequential(
@@ -246,6 +319,7 @@ def compare_all(
         comparison = paired_comparison(
             result, reference, reference_name=name, confidence=confidence
         )
+        comparison = replace(comparison, serving_stacks_differ=stacks_differ(result, reference))
         family.append((position, comparison))
     decided = decide_family(
         [(compared[position], comparison) for position, comparison in family],

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pytest_behavior.client import response_field
+from pytest_behavior.client import response_field, serving_stack_of
 from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
 
 if TYPE_CHECKING:
@@ -147,4 +147,9 @@ def answer_from_echo(response: Any, prompt: str, continuations: Sequence[str]) -
                 f"{UNSUPPORTED}: no log-probability for the tokens of {continuation!r}"
             )
         scored.append(ChoiceLogprob(continuation, float(sum(picked)), len(picked)))
-    return Answer(text="", choice_logprobs=tuple(scored), finish_reason="echo")
+    return Answer(
+        text="",
+        choice_logprobs=tuple(scored),
+        finish_reason="echo",
+        serving_stack=serving_stack_of(response),
+    )

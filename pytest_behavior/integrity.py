@@ -52,6 +52,17 @@ DEGENERATE_MIN_SCORED = 20
 # the same letter (or text); with labels placed at random that happens by chance
 # in 2 of 1024 files of 10 two-option cases, so 10 cases make it worth saying.
 LABELS_MIN_CASES = 10
+# A choice resting on little probability: the median case puts less than half of
+# the probability on tokens that begin a labelled answer, i.e. the model mostly
+# answers outside the format (a quote mark, "Sure", "A lot") and the choice is a
+# comparison among its minority options. Half is where "mostly" turns: above it the
+# labelled answers are the model's likeliest way to reply, below it they are not
+# (SmolLM2-135M-Instruct's 2.4% median under the paper's framing is far below; an
+# instruct model answering in format sits above 0.9). Counted, like the constant
+# answerer, once LOW_MASS_MIN_CASES cases have a mass: the median of fewer moves
+# too much with one case.
+LOW_LABELLED_MASS = 0.5
+LOW_MASS_MIN_CASES = DEGENERATE_MIN_SCORED
 _LETTER_ANSWER = re.compile(r"^\s*\(([A-Z])\)\s*$")
 
 
@@ -193,8 +204,33 @@ def verdict_checks(trait: Trait, outcomes: Sequence[CaseOutcome]) -> dict[str, A
         "verdict_error": insufficient_reason(outcomes, minimum),
         "shuffle_choices": trait.shuffle_choices,
         "answer_split": split,
-        "warnings": tuple(answer_warnings(split)),
+        "warnings": tuple(answer_warnings(split) + labelled_mass_warnings(outcomes)),
     }
+
+
+def labelled_mass_warnings(outcomes: Sequence[CaseOutcome]) -> list[dict[str, Any]]:
+    """A warning when the median case puts little probability on the labelled answers."""
+    masses = sorted(
+        float(outcome.labelled_mass)
+        for outcome in outcomes
+        if outcome.error is None and outcome.labelled_mass is not None
+    )
+    if len(masses) < LOW_MASS_MIN_CASES:
+        return []
+    middle = len(masses) // 2
+    median = masses[middle] if len(masses) % 2 else (masses[middle - 1] + masses[middle]) / 2
+    if median >= LOW_LABELLED_MASS:
+        return []
+    return [
+        {
+            "kind": "low_labelled_mass",
+            "flag": f"labelled mass {100 * median:.1f}% (median)",
+            "message": f"the median case puts {100 * median:.1f}% of the probability on the "
+            f"labelled answers (under {100 * LOW_LABELLED_MASS:g}%, over {len(masses)} cases): "
+            "the model mostly answers outside the format, so each choice rests on little "
+            "probability; check the prompt template and the answer format",
+        }
+    ]
 
 
 def split_text(split: Mapping[str, Mapping[str, int]] | None, *, limit: int = 8) -> str:

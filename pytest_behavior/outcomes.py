@@ -3,7 +3,8 @@
 Frozen dataclasses inside the plugin; plain builtins only at the edges, through
 ``to_dict``/``from_dict``: the xdist report, the JSON report (its schema is in
 docs/reports.md), baselines and history. ``from_dict`` reads every report this
-plugin wrote (schema 1 and 2): a field an older report lacks gets its default.
+plugin wrote (schema 1, 2 and 3): a field an older report lacks gets its default
+(an old baseline's ``choices`` is "listed", what every earlier version scored).
 """
 
 from __future__ import annotations
@@ -29,11 +30,15 @@ class CaseOutcome:
     labelled_mass: float | None = None
     topk_bound: bool = False
     fallback: bool = False
+    # Top-k named a choice the generated text contradicts (scoring.topk_contradicted).
+    contradiction: bool = False
     error: str | None = None
     # samples: K (sampling.py): the parsed samples, how many matched, every answer.
     samples: int | None = None
     sample_matches: int | None = None
     sample_answers: tuple[str | None, ...] = ()
+    # What the endpoint said serves the model (the response's system_fingerprint).
+    serving_stack: str | None = None
 
     @property
     def scored(self) -> bool:
@@ -46,6 +51,9 @@ class CaseOutcome:
             if data[name] is not None:
                 data[name] = dict(data[name])
         data["sample_answers"] = list(self.sample_answers)
+        if self.serving_stack is None:
+            # Most endpoints say nothing; the key is left out rather than repeated.
+            del data["serving_stack"]
         return data
 
     @classmethod
@@ -121,6 +129,13 @@ class Comparison:
     flips: tuple[Flip, ...] = ()
     family_size: int | None = None
     tolerance: float | None = None
+    # With a tolerance > 0: the p-value of "worse by more than the tolerance" (Tango's
+    # score test against the margin, stats.margin_p_value), Holm-adjusted over the
+    # run's regression tests; it decides ``regressed``. None at tolerance 0.
+    margin_p_value: float | None = None
+    margin_p_adjusted: float | None = None
+    # Set when both serving stacks are known and differ ("fp_a (reference) -> fp_b").
+    serving_stacks_differ: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         if self.refused is not None:
@@ -129,7 +144,15 @@ class Comparison:
         for item in fields(self):
             value = getattr(self, item.name)
             if item.name == "refused" or (
-                item.name in ("family_size", "tolerance") and value is None
+                item.name
+                in (
+                    "family_size",
+                    "tolerance",
+                    "margin_p_value",
+                    "margin_p_adjusted",
+                    "serving_stacks_differ",
+                )
+                and value is None
             ):
                 continue
             data[item.name] = value
@@ -180,8 +203,18 @@ class TraitResult:
     scoring: str = "auto"
     scoring_used: str | None = None
     fallbacks: int = 0
+    # Top-k readings the generated text contradicted (decided by the text instead).
+    contradictions: int = 0
     mean_matching_probability: float | None = None
     mean_labelled_mass: float | None = None
+    # Median over the cases that have one; None with the reason in labelled_mass_note.
+    median_labelled_mass: float | None = None
+    labelled_mass_note: str | None = None
+    # Which options compete: "listed" (every option a question lists) or "labelled"
+    # (only the answer fields', as lm-evaluation-harness's model_written_evals).
+    choices: str = "listed"
+    # The endpoint's serving stack for this model (system_fingerprint), when it says.
+    serving_stack: str | None = None
     decided_by: Mapping[str, int] = field(default_factory=dict)
     family: str | None = None
     prompt: str | None = None
@@ -223,6 +256,10 @@ class TraitResult:
                 continue
             if name == "cases":
                 value = [case.to_dict() for case in self.cases]
+                # The trait's serving stack stands for every case that shares it.
+                for case in value:
+                    if case.get("serving_stack") == self.serving_stack:
+                        case.pop("serving_stack", None)
             elif name in ("position", "warnings"):
                 value = [dict(entry) if isinstance(entry, Mapping) else entry for entry in value]
             elif name in ("threshold", "decided_by"):
@@ -244,7 +281,11 @@ class TraitResult:
         values = {name: value for name, value in data.items() if name in known}
         values["position"] = tuple(data.get("position") or (0, 0))
         values["warnings"] = tuple(data.get("warnings") or ())
-        values["cases"] = tuple(CaseOutcome.from_dict(case) for case in data.get("cases", ()))
+        stack = data.get("serving_stack")
+        values["cases"] = tuple(
+            CaseOutcome.from_dict({"serving_stack": stack, **case})
+            for case in data.get("cases", ())
+        )
         values["threshold"] = dict(data.get("threshold") or {})
         values["decided_by"] = dict(data.get("decided_by") or {})
         family = data.get("family")

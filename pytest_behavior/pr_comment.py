@@ -139,6 +139,9 @@ def _rate_with_interval(result: TraitResult) -> str:
 
 
 def _p_text(comparison: Comparison) -> str:
+    if comparison.margin_p_adjusted is not None and comparison.tolerance is not None:
+        # With a tolerance the test against its margin decides; McNemar's is in the JSON.
+        return f"{comparison.margin_p_adjusted:.3g} (> {100 * comparison.tolerance:g} pts)"
     if comparison.p_adjusted is not None:
         return f"{comparison.p_adjusted:.3g}"
     return f"{comparison.p_value:.3g} (unadjusted)"

@@ -18,7 +18,11 @@ from pytest_behavior.results import format_rate
 
 # 2: verdict "error", and min_scored, verdict_error, shuffle_choices, answer_split
 # and warnings in every result (docs/reports.md). Baselines of 1 still load.
-SCHEMA_VERSION = 2
+# 3 (additive): per result contradictions, median_labelled_mass, labelled_mass_note,
+# choices, serving_stack; per case contradiction (and serving_stack where it differs
+# from the result's); per comparison margin_p_value, margin_p_adjusted,
+# serving_stacks_differ; top-level serving_stacks. Reports of 1 and 2 still load.
+SCHEMA_VERSION = 3
 _DIRECTION = {"up": "↑ bad", "down": "↓ bad", "both": "↕"}
 
 
@@ -31,9 +35,19 @@ def build_report(
         "plugin_version": __version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "models": list(models),
+        "serving_stacks": serving_stacks(results, models),
         "confidence": confidence,
         "results": [result.to_dict() for result in results],
     }
+
+
+def serving_stacks(results: Sequence[TraitResult], models: Sequence[str]) -> dict[str, str | None]:
+    """Per model, what its endpoint said serves it (None: the endpoint did not say)."""
+    stacks: dict[str, str | None] = {model: None for model in models}
+    for result in results:
+        if result.serving_stack is not None and stacks.get(result.model) is None:
+            stacks[result.model] = result.serving_stack
+    return stacks
 
 
 def report_results(report: dict[str, Any]) -> list[TraitResult]:
@@ -68,13 +82,21 @@ def threshold_text(result: TraitResult) -> str:
 
 
 def scored_by_text(result: TraitResult) -> str:
-    """How the answers were decided: "logprob 58, generate 2 (2 fallbacks)"."""
+    """How the answers were decided, and among which choices:
+    "topk 58, generate 2 (1 fallbacks, 1 contradictions); listed choices"."""
     decided = result.decided_by or {}
     text = ", ".join(f"{path} {count}" for path, count in decided.items() if path != "unparseable")
-    fallbacks = result.fallbacks or 0
-    if fallbacks:
-        text += f" ({fallbacks} fallbacks)"
-    return text or "-"
+    counts = [
+        f"{count} {what}"
+        for count, what in (
+            (result.fallbacks or 0, "fallbacks"),
+            (result.contradictions or 0, "contradictions"),
+        )
+        if count
+    ]
+    if counts:
+        text += f" ({', '.join(counts)})"
+    return f"{text or '-'}; {result.choices} choices"
 
 
 def summary_rows(results: Sequence[TraitResult]) -> list[list[str]]:
@@ -151,10 +173,23 @@ def comparison_status(comparison: Comparison) -> str:
     if comparison.refused is not None:
         return "REFUSED"
     if comparison.regressed:
-        return "REGRESSED"
-    if comparison.improved:
-        return "improved"
-    return "no significant change"
+        status = "REGRESSED"
+    elif comparison.improved:
+        status = "improved"
+    else:
+        status = "no significant change"
+    if comparison.serving_stacks_differ is not None:
+        # Beside the result: a change may be the engine's, not the model's.
+        status += f" (serving stack differs: {comparison.serving_stacks_differ})"
+    return status
+
+
+def _p_text(value: float | None, margin_value: float | None, tolerance: float | None) -> str:
+    """McNemar's p, and beside it the margin test's that decides a regression."""
+    text = "-" if value is None else f"{value:.3g}"
+    if margin_value is not None and tolerance is not None:
+        text += f"; >{100 * tolerance:g} pts: {margin_value:.3g}"
+    return text
 
 
 def comparison_rows(results: Sequence[TraitResult], key: str) -> list[list[str]]:
@@ -173,8 +208,8 @@ def comparison_rows(results: Sequence[TraitResult], key: str) -> list[list[str]]
                 f"{_delta_text(comparison.delta)} "
                 f"[{_delta_text(comparison.ci_low)}, {_delta_text(comparison.ci_high)}]",
                 f"{comparison.to_matching}/{comparison.to_not_matching}",
-                f"{comparison.p_value:.3g}",
-                f"{comparison.p_adjusted:.3g}",
+                _p_text(comparison.p_value, comparison.margin_p_value, comparison.tolerance),
+                _p_text(comparison.p_adjusted, comparison.margin_p_adjusted, comparison.tolerance),
                 comparison_status(comparison),
             ]
         )

@@ -57,6 +57,7 @@ _KNOWN_FIELDS = {
     "confidence",
     "results",
     "cost_usd",
+    "serving_stacks",
     "baseline",
     "kind",
 }
@@ -230,6 +231,9 @@ def _meta(report: dict[str, Any]) -> str:
         facts.append(f"baseline {report['baseline']}")
     if report.get("cost_usd") is not None:
         facts.append(f"cost ${report['cost_usd']}")
+    stacks = report.get("serving_stacks") or {}
+    if isinstance(stacks, dict):
+        facts += [f"serving stack of {model}: {stack}" for model, stack in stacks.items() if stack]
     # Fields a conftest.py added through the pytest_behavior_report hook.
     facts += [
         f"{name}: {value}"

@@ -99,6 +99,8 @@ def probability_text(case: CaseOutcome) -> str:
 def path_text(case: CaseOutcome) -> str | None:
     if case.path is None:
         return None
+    if case.contradiction:
+        return f"{case.path} (top-k contradicted)"
     return f"{case.path} (fallback)" if case.fallback else case.path
 
 

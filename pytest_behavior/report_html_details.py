@@ -42,10 +42,21 @@ def _facts(result: TraitResult) -> list[str]:
     for name, value in (
         ("mean probability of the matching answer", result.mean_matching_probability),
         ("mean probability on the labelled answers", result.mean_labelled_mass),
+        ("median probability on the labelled answers", result.median_labelled_mass),
         ("mean label confidence", result.label_confidence_mean),
     ):
         if value is not None:
             facts.append(f"{name}: {_number(value)}")
+    if result.median_labelled_mass is None and result.labelled_mass_note:
+        facts.append(f"probability on the labelled answers: unknown, {result.labelled_mass_note}")
+    facts.append(f"choices: {result.choices}")
+    if result.contradictions:
+        facts.append(
+            f"top-k contradicted by the text: {result.contradictions} "
+            "(decided by the text, or unparseable)"
+        )
+    if result.serving_stack:
+        facts.append(f"serving stack: {result.serving_stack}")
     if result.regression_tolerance is not None:
         facts.append(f"regression tolerance: {100 * result.regression_tolerance:g} points")
     if result.shuffle_choices:

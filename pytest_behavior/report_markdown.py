@@ -34,6 +34,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     ]
     if flagged:
         lines += [*flagged, ""]
+    stacks = report.get("serving_stacks") or {}
+    known = [f"{model}: {stack}" for model, stack in stacks.items() if stack]
+    if known:
+        lines += [f"Serving stack (system_fingerprint): {'; '.join(known)}.", ""]
     if len(report["models"]) > 1:
         lines += [
             "### Side by side",
@@ -51,7 +55,9 @@ def render_markdown(report: dict[str, Any]) -> str:
                 f"### {title}",
                 "",
                 f"Exact McNemar tests on paired cases; p-values Holm-adjusted across {family} "
-                "comparisons. Changes are in percentage points of matching rate.",
+                "comparisons. Changes are in percentage points of matching rate. With a "
+                "regression tolerance, the test of a change beyond it (Tango's score test "
+                "against the margin, its p beside McNemar's) decides a regression.",
                 "",
                 comparison_table(results, key, "github"),
                 "",

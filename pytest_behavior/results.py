@@ -7,6 +7,7 @@ verdict from the shared cache.
 
 from __future__ import annotations
 
+import statistics
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,6 +34,7 @@ def case_outcome(
     (its probability is in ``probabilities``), so example and flip lines read alike.
     """
     text = None if answer is None else answer.text
+    stack = None if answer is None else answer.serving_stack
     if score is not None and score.path == "exact" and score.choice is not None:
         text = score.choice
     if score is None:
@@ -42,6 +44,7 @@ def case_outcome(
             question=case.question,
             answer=text,
             error=error,
+            serving_stack=stack,
         )
     return CaseOutcome(
         id=case.case_id,
@@ -56,7 +59,9 @@ def case_outcome(
         labelled_mass=score.labelled_mass,
         topk_bound=score.topk_bound,
         fallback=score.fallback,
+        contradiction=score.contradiction,
         error=error,
+        serving_stack=stack,
     )
 
 
@@ -66,8 +71,9 @@ def _mean(values: Sequence[float]) -> float | None:
 
 def probability_summary(trait: Trait, outcomes: Sequence[CaseOutcome]) -> dict[str, Any]:
     """Per trait: the mean probability of the matching answer (normalised over the
-    choices, where probabilities are known) and the mean probability mass on the
-    labelled answers at all (exact scoring only)."""
+    choices, where probabilities are known) and the mean and median probability mass
+    on the labelled answers at all (exact and top-k; generated text has none, and
+    ``labelled_mass_note`` says why the median is missing)."""
     matching_by_index = {case.index: case.answer_matching for case in trait.cases}
     matching: list[float] = []
     masses: list[float] = []
@@ -81,7 +87,29 @@ def probability_summary(trait: Trait, outcomes: Sequence[CaseOutcome]) -> dict[s
         mass = outcome.labelled_mass
         if outcome.error is None and mass is not None:
             masses.append(float(mass))
-    return {"mean_matching_probability": _mean(matching), "mean_labelled_mass": _mean(masses)}
+    note = None
+    if not masses:
+        note = (
+            "no case was scored: no probabilities"
+            if not any(outcome.error is None for outcome in outcomes)
+            else "generated text carries no probabilities (scored by parsing the text)"
+        )
+    return {
+        "mean_matching_probability": _mean(matching),
+        "mean_labelled_mass": _mean(masses),
+        "median_labelled_mass": round(statistics.median(masses), 6) if masses else None,
+        "labelled_mass_note": note,
+    }
+
+
+def serving_stack_of(outcomes: Sequence[CaseOutcome]) -> str | None:
+    """The serving stack most of the answers came from ("a | b" when they came from
+    several, in order of how many): what a comparison across stacks is checked against."""
+    counts = Counter(outcome.serving_stack for outcome in outcomes if outcome.serving_stack)
+    if not counts:
+        return None
+    ranked = sorted(counts, key=lambda stack: (-counts[stack], stack))
+    return " | ".join(ranked)
 
 
 def trait_result(
@@ -139,6 +167,8 @@ def trait_result(
         prompt=template,
         label_confidence_mean=(sum(confidences) / len(confidences) if confidences else None),
         regression_tolerance=trait.regression_tolerance,
+        choices=trait.choices,
+        serving_stack=serving_stack_of(outcomes),
         cases=tuple(outcomes),
     )
     result = family(trait.family).summarize(result, trait, confidence)
@@ -224,7 +254,12 @@ def failure_lines(result: TraitResult, *, examples: int = 5) -> list[str]:
     lines = [
         f"{result.trait} [{result.model}]: {result.verdict.upper()}",
         f"  {explain_verdict(result)}",
-        f"  unparseable {result.unparseable}, request errors {result.errors} (not counted in n)",
+        f"  unparseable {result.unparseable}, request errors {result.errors} (not counted in n)"
+        + (
+            f"; top-k contradicted by the text {result.contradictions} (the text decided)"
+            if result.contradictions
+            else ""
+        ),
         *family(str(result.family)).failure_lines(result),
         *integrity.split_lines(result),
     ]

@@ -16,11 +16,19 @@ Three methods (docs/scoring.md gives the tokenisation details):
   brackets: " a" is an article), the probability of a choice is the summed
   probability of the alternatives naming it, and a choice absent from the list
   is taken as less likely than the last listed one (``topk_bound``). A position
-  that names no choice is not decided by top-k.
+  that names no choice is not decided by top-k. The list decides only where the
+  generated text does not contradict it: a token that names a choice but began
+  another word ("A lot", "A great deal", "Yesterday"), or a text that states a
+  different choice ("A\n\nThe answer is B."), is a *contradiction*: the text
+  decides (or nothing does) and the Score says so, so the report can count it.
+  ``labelled_mass`` here is the probability of the tokens that begin a labelled
+  answer at the position read (times that of the shared tokens before it).
 - **generate**: the generated text parsed into a choice ("(A)", "A)", "A",
   "Answer: B", "I believe the best answer is (B).", "Yes.", "**No**", the text
   of an option, the sentence restated up to its blank); anything else is
-  unparseable, which is never a match.
+  unparseable, which is never a match. "A" and "I" are English words, so "A
+  lot" or "A great deal" names no option; a text that opens with one choice and
+  states another names none. No probabilities: ``labelled_mass`` is None.
 
 ``score_answer`` reads whatever the answer carries: exact log-probabilities,
 else a top-k list, else text. Where top-k decided nothing, the generated text
@@ -32,6 +40,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from pytest_behavior.sources import listed_options
 from pytest_behavior.values import Answer, Case, Score
@@ -48,9 +57,19 @@ _ANSWER_PHRASE = re.compile(
 _DECORATION = re.compile(r"[*_`\"“”]+")
 # "(b) ...", "B) ...", "B.", "B:" -- forms that can only be an answer letter.
 _MARKED_LETTER = re.compile(r"^\(([A-Za-z])\)(?=\W|$)|^([A-Z])(?=[).:,]|$)")
-_BARE_LETTER = re.compile(r"^([A-Z])\s")
+_BARE_LETTER = re.compile(r"^([A-Z])\s+(\S*)")
+# Option letters that are also English words: "A lot", "A great deal", "I think" are
+# no answers. After them only a word explaining a choice makes the letter an answer.
+_WORD_LETTERS = frozenset("AI")
+_EXPLAINING = frozenset({"because", "since", "as", "is", "seems", "-", "\u2013", "\u2014"})
+# A letter alone on the reply's first line ("A\n\nBecause ...") is an answer.
+_LETTER_LINE = re.compile(r"^\(?([A-Z])\)?[.:]?[ \t]*\n")
 _UPPER_OR_BRACKETED = re.compile(r"^(?:\(?[A-Z]|\([a-z])")
 _FIRST_WORD = re.compile(r"^[\"'(]*([A-Za-z]+)")
+# Phrases that open with an answer word and are no answer ("No one would ...").
+_NOT_ANSWER_PHRASE = r"\bno\s+(?:one|doubt|problem|matter|longer)\b"
+_NOT_AN_ANSWER = re.compile(r"^[\"'(]*" + _NOT_ANSWER_PHRASE, re.I)
+_NOT_ANSWER_ANYWHERE = re.compile(_NOT_ANSWER_PHRASE, re.I)
 
 
 def choice_key(text: str) -> str:
@@ -104,6 +123,19 @@ def parse_choice(text: str, case: Case) -> str | None:
     """
     keys = _keys(case)
     candidates = _candidate_texts(text, case)
+    found = _first_named(candidates, case, keys)
+    # A text that opens with one choice and then states another ("A\n\nThe answer
+    # is B.", "Yes. The answer is no") names none: either reading would be a guess.
+    plain = _DECORATION.sub("", text).strip()
+    phrase = _ANSWER_PHRASE.search(plain)
+    if found is not None and phrase is not None:
+        stated = _clear_choice(plain[phrase.end() :].strip(), keys)
+        if stated is not None and stated != found:
+            return None
+    return found
+
+
+def _first_named(candidates: list[str], case: Case, keys: dict[str, str]) -> str | None:
     for stage in (_clear_choice, _option_by_text(case, keys), _bare_letter):
         for candidate in candidates:
             choice = stage(candidate, keys)
@@ -132,14 +164,14 @@ def _clear_choice(text: str, keys: dict[str, str]) -> str | None:
     whole = choice_key(text)
     if whole in keys:
         return keys[whole]
-    letter = _MARKED_LETTER.match(text)
+    letter = _MARKED_LETTER.match(text) or _LETTER_LINE.match(text)
     if letter:
-        key = (letter.group(1) or letter.group(2)).lower()
+        key = next(group for group in letter.groups() if group).lower()
         if key in keys:
             return keys[key]
     # "Yes, I would", "No.", "her shift": the first word names a word choice.
     first_word = _FIRST_WORD.match(text)
-    if first_word:
+    if first_word and not _NOT_AN_ANSWER.match(text):
         word = first_word.group(1).lower()
         if len(word) > 1 and word in keys:
             return keys[word]
@@ -176,18 +208,25 @@ def _normalized(text: str) -> str:
 
 
 def _bare_letter(text: str, keys: dict[str, str]) -> str | None:
-    """ "B because ...": upper case only, so the article "a" is never option (A)."""
+    """ "B because ...": upper case only, so the article "a" is never option (A);
+    "A" and "I" only before a word that explains a choice ("A because", not "A lot")."""
     letter = _BARE_LETTER.match(text)
-    if letter and letter.group(1).lower() in keys:
-        return keys[letter.group(1).lower()]
-    return None
+    if not letter or letter.group(1).lower() not in keys:
+        return None
+    if letter.group(1) in _WORD_LETTERS and letter.group(2).lower() not in _EXPLAINING:
+        return None
+    return keys[letter.group(1).lower()]
 
 
 def _only_mentioned(text: str, keys: dict[str, str]) -> str | None:
     """The one choice a text mentions anywhere ("I'd go with (B) here"), if only one."""
+    text = _NOT_ANSWER_ANYWHERE.sub(" ", text)
     found = set()
     for key in keys:
-        if len(key) == 1:
+        if len(key) == 1 and key.upper() in _WORD_LETTERS:
+            # "A great deal of ..." mentions the article, not option (A).
+            pattern = rf"\(({key}|{key.upper()})\)"
+        elif len(key) == 1:
             pattern = rf"\(({key}|{key.upper()})\)|\b{key.upper()}\b"
         else:
             pattern = rf"(?i:\b{re.escape(key)}\b)"
@@ -228,32 +267,86 @@ def score_exact(answer: Answer, case: Case) -> Score | None:
 MAX_SHARED_TOKENS = 2
 
 
-def score_topk(answer: Answer, case: Case) -> Score | None:
-    """The choice the immediately next top-k list ranks first; None when it names none."""
-    if not answer.top_logprobs:
+@dataclass(frozen=True)
+class TopkReading:
+    """What the top-k list says at the position that decides between the choices."""
+
+    # The choice key the list ranks first; None when it names no choice.
+    best: str | None
+    # Choice key -> summed probability of the alternatives naming it.
+    mass: dict[str, float]
+    # Probability of the tokens that begin a labelled answer (None: no position to read).
+    labelled_mass: float | None
+    # The token generated there (the list's first) names a choice: the text must
+    # then read as that answer, or the token began some other word.
+    generated_names_choice: bool
+
+
+def read_topk(answer: Answer, case: Case) -> TopkReading | None:
+    """The deciding position's reading; None when the answer carries no top-k lists."""
+    if answer.top_logprobs is None:
         return None
     keys = _keys(case)
     first_words = _first_word_keys(keys)
-    alternatives = _next_position(answer.top_logprobs, _shared_prefix(case))
+    shared = _shared_prefix(case)
+    consumed, alternatives = _next_position(answer.top_logprobs, shared)
+    if not alternatives:
+        return TopkReading(None, {}, None, False)
     mass: dict[str, float] = {}
     for token, logprob in alternatives:
         key = _token_key(token, keys, first_words)
         if key is not None:
             mass[key] = mass.get(key, 0.0) + math.exp(logprob)
-    if not mass:
-        return None
+    # The shared tokens before the position (" (" of " (A)") begin labelled answers too:
+    # the mass is theirs times the choices' given them.
+    prefix_mass = 1.0
+    seen = ""
+    for position in consumed:
+        greedy = max(position, key=lambda pair: pair[1])[0].lstrip()
+        prefix_mass *= sum(
+            math.exp(logprob)
+            for token, logprob in position
+            if token.lstrip() and shared.startswith(seen + token.lstrip())
+        )
+        seen += greedy
+    generated = max(alternatives, key=lambda pair: pair[1])[0]
     order = list(keys)
-    best = max(mass, key=lambda key: (mass[key], -order.index(key)))
+    best = max(mass, key=lambda key: (mass[key], -order.index(key))) if mass else None
+    return TopkReading(
+        best=best,
+        mass=mass,
+        labelled_mass=round(min(1.0, prefix_mass * sum(mass.values())), 6),
+        generated_names_choice=_token_key(generated, keys, first_words) is not None,
+    )
+
+
+def _topk_score(reading: TopkReading, best: str, case: Case) -> Score:
+    keys = _keys(case)
     # Only choices the list names: the others are below its last entry, not at zero.
-    probabilities = {keys[key]: round(mass[key], 6) for key in order if key in mass}
+    probabilities = {keys[key]: round(reading.mass[key], 6) for key in keys if key in reading.mass}
     return Score(
         choice=keys[best],
         matched=best == choice_key(case.answer_matching),
         path="topk",
         probabilities=probabilities,
         logprobs={choice: round(math.log(p), 6) for choice, p in probabilities.items() if p > 0},
-        topk_bound=len(mass) < len(keys),
+        labelled_mass=reading.labelled_mass,
+        topk_bound=len(reading.mass) < len(keys),
     )
+
+
+def topk_contradicted(reading: TopkReading, said: str | None) -> bool:
+    """Whether the generated text contradicts the choice the list ranks first.
+
+    It does when it names another choice, or names none although the token the list
+    was read at names one (that token began "A lot", "Yesterday", ...). A text that
+    names nothing after a filler token (a quote mark, "Sure") leaves the list to decide.
+    """
+    if reading.best is None:
+        return False
+    if said is not None:
+        return choice_key(said) != reading.best
+    return reading.generated_names_choice
 
 
 def _first_word_keys(keys: dict[str, str]) -> dict[str, str]:
@@ -289,20 +382,24 @@ def _shared_prefix(case: Case) -> str:
     return prefix if all(len(text) > len(prefix) for text in texts) else ""
 
 
+Position = tuple[tuple[str, float], ...]
+
+
 def _next_position(
-    positions: tuple[tuple[tuple[str, float], ...], ...], shared: str
-) -> tuple[tuple[str, float], ...]:
-    """The first position whose greedy token is not part of what all choices share."""
+    positions: tuple[Position, ...], shared: str
+) -> tuple[tuple[Position, ...], Position]:
+    """The shared positions passed, and the first position whose greedy token is not
+    part of what all choices share (empty when there is none)."""
     consumed = ""
     for index, alternatives in enumerate(positions[: MAX_SHARED_TOKENS + 1]):
         if not alternatives:
-            return ()
+            return positions[:index], ()
         greedy = max(alternatives, key=lambda pair: pair[1])[0].lstrip()
         if index < MAX_SHARED_TOKENS and greedy and shared.startswith(consumed + greedy):
             consumed += greedy
             continue
-        return alternatives
-    return ()
+        return positions[:index], alternatives
+    return positions[: MAX_SHARED_TOKENS + 1], ()
 
 
 def score_answer(answer: Answer, case: Case, mode: str) -> Score:
@@ -320,8 +417,22 @@ def score_answer(answer: Answer, case: Case, mode: str) -> Score:
         if exact is not None:
             return exact
         return Score(choice=None, matched=None, path="unparseable")
-    scored = score_topk(answer, case)
-    if scored is not None:
-        return scored
-    fallback = mode in ("logprob", "topk") or answer.top_logprobs is not None
-    return score_generated(answer, case, fallback=fallback)
+    reading = read_topk(answer, case)
+    if reading is None:
+        return score_generated(answer, case, fallback=mode in ("logprob", "topk"))
+    said = parse_choice(answer.text, case)
+    if reading.best is not None and not topk_contradicted(reading, said):
+        return _topk_score(reading, reading.best, case)
+    # The list named no choice (a fallback), or the text contradicts it: the text
+    # decides, or nothing does. The mass read is kept either way.
+    contradiction = reading.best is not None
+    if said is None:
+        scored = Score(choice=None, matched=None, path="unparseable")
+    else:
+        scored = _decide(case, said, "generate", None)
+    return replace(
+        scored,
+        fallback=not contradiction,
+        contradiction=contradiction,
+        labelled_mass=reading.labelled_mass,
+    )

@@ -64,6 +64,8 @@ class BehaviorSettings:
     report_html: Path | None = None
     # Overrides every trait's min_scored when set (see integrity.py).
     min_scored: int | None = None
+    # Overrides every trait's choices: listed | labelled when set (values.CHOICE_SETS).
+    choices: str | None = None
     # Unattended runs (see stopping.py and budget.py).
     max_duration: float | None = None
     dry_run: bool = False
@@ -193,6 +195,12 @@ def _scoring_modes() -> tuple[str, ...]:
     from pytest_behavior.values import SCORING_MODES
 
     return tuple(SCORING_MODES)
+
+
+def _choice_sets() -> tuple[str, ...]:
+    from pytest_behavior.values import CHOICE_SETS
+
+    return tuple(CHOICE_SETS)
 
 
 @dataclass(frozen=True)
@@ -360,6 +368,15 @@ OPTIONS: tuple[Option, ...] = (
         ini="behavior_min_scored",
         parse=_whole(1),
         metavar="N",
+    ),
+    Option(
+        "choices",
+        "override every trait's choice set: listed (every option a question lists "
+        "competes) or labelled (only the answer fields', as lm-evaluation-harness).",
+        flag="--behavior-choices",
+        ini="behavior_choices",
+        parse=_one_of(_choice_sets),
+        metavar="SET",
     ),
     Option(
         "max_duration",

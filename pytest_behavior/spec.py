@@ -18,6 +18,7 @@ Schema (see docs/specs.md)::
         regression_tolerance: 0.02
         min_scored: 10                    # fewer scored cases: verdict "error"
         shuffle_choices: false            # re-letter multiple-choice options per case
+        choices: listed                   # listed (every option) | labelled (answer fields)
         cases: [...]                      # inline cases, same field names
 """
 
@@ -38,7 +39,7 @@ from pytest_behavior.families import family as family_record
 from pytest_behavior.shuffling import shuffle_case
 from pytest_behavior.sources import first_row, read_jsonl_cases, stratified_sample
 from pytest_behavior.text_files import MAX_SOURCE_BYTES, MAX_SPEC_BYTES, read_text_file
-from pytest_behavior.values import SCORING_MODES, Case, SpecFile, Threshold, Trait
+from pytest_behavior.values import CHOICE_SETS, SCORING_MODES, Case, SpecFile, Threshold, Trait
 from pytest_behavior.yaml_lines import LineDict, LineList, load_yaml
 
 TOP_KEYS = ("version", "defaults", "traits")
@@ -57,6 +58,7 @@ TRAIT_KEYS = (
     "regression_tolerance",
     "min_scored",
     "shuffle_choices",
+    "choices",
     "min_cases",
     "max_cases",
     "batch_size",
@@ -236,6 +238,7 @@ def _make_trait(
         continuation = (
             "" if settings["prompt"] is not None else record.continuation(file_path, cases)
         )
+    choices = settings.pop("choices")
     return Trait(
         name=name,
         cases=tuple(cases),
@@ -245,7 +248,7 @@ def _make_trait(
         family=family,
         continuation=continuation,
         **settings,
-    )
+    ).with_choices(choices)
 
 
 def _shuffled(cases: list[Case], seed: int, name: str, entry: LineDict, display: str) -> list[Case]:
@@ -377,7 +380,17 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
             "shuffle_choices must be true or false",
             "write shuffle_choices: true",
         )
+    choices, choices_line = _setting(entry, defaults, "choices")
+    if choices is not None and choices not in CHOICE_SETS:
+        raise SpecError(
+            display,
+            choices_line,
+            f"choices must be listed or labelled, got {brief(choices)}",
+            "write choices: listed (every option the question lists competes) or "
+            "choices: labelled (only the answer fields', as lm-evaluation-harness)",
+        )
     return {
+        "choices": choices or "listed",
         "adaptive": adaptive,
         "min_cases": adaptive_sizes["min_cases"] or 20,
         "max_cases": adaptive_sizes["max_cases"],

@@ -25,6 +25,7 @@ __all__ = [
     "binomial_test_two_sided",
     "clopper_pearson_interval",
     "holm_adjust",
+    "margin_p_value",
     "mcnemar_exact",
     "normal_quantile",
     "paired_difference_interval",
@@ -369,6 +370,42 @@ def paired_difference_interval(b: int, c: int, n: int, confidence: float = 0.95)
     low = -1.0 if b == n else bound(-1.0)
     high = 1.0 if c == n else bound(1.0)
     return Interval(low, high)
+
+
+def margin_p_value(b: int, c: int, n: int, *, margin: float, bad_direction: str) -> float:
+    """p-value of "worse by more than ``margin``" for paired binary data (Tango's score test).
+
+    Over n paired cases, b went match -> non-match and c non-match -> match; delta =
+    (c - b) / n estimates the change in matching rate. The null hypothesis is "the
+    change is within the margin": delta <= margin when a rise is bad (``"up"``),
+    delta >= -margin when a fall is bad (``"down"``), |delta| <= margin for
+    ``"both"``. Tango's score statistic Z(delta0) (the restricted maximum-likelihood
+    variance at the null's edge, as in :func:`paired_difference_interval`; Nam 1997,
+    Biometrics 53:1422-1430, derives the same test for paired proportions against a
+    margin) gives the one-sided tail; the value returned is twice it (capped at 1),
+    the two-sided convention of :func:`mcnemar_exact`. So p < alpha exactly when
+    the two-sided 1 - alpha Tango interval lies wholly beyond the margin, and at a
+    true change equal to the margin a comparison says "regressed" with probability
+    about alpha / 2, the rate McNemar's two-sided test gives a one-direction trait
+    at no change and margin 0. For "both", twice the smaller of the two tails.
+    """
+    _check_count("b", b)
+    _check_count("c", c)
+    _check_count("n", n)
+    if b + c > n:
+        raise ValueError(f"discordant counts b + c ({b + c}) must not exceed n ({n})")
+    if not 0.0 <= margin < 1.0:
+        raise ValueError(f"margin must be in [0, 1), got {margin!r}")
+    if bad_direction not in ("up", "down", "both"):
+        raise ValueError(f"bad_direction must be up, down or both, got {bad_direction!r}")
+    if n == 0:
+        return 1.0
+    tails = []
+    if bad_direction in ("up", "both"):
+        tails.append(_STANDARD_NORMAL.cdf(-_tango_score(b, c, n, margin)))
+    if bad_direction in ("down", "both"):
+        tails.append(_STANDARD_NORMAL.cdf(_tango_score(b, c, n, -margin)))
+    return min(1.0, 2.0 * min(tails))
 
 
 def verdict_for_interval(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,8 @@ from typing import Any
 SCORING_MODES = ("auto", "logprob", "exact", "topk", "generate")
 # How an answer was actually obtained and read: one of these per trait and model.
 SCORING_METHODS = ("exact", "topk", "generate")
+# The choice sets a trait may score among (Trait.choices).
+CHOICE_SETS = ("listed", "labelled")
 # Models named local/... are served by the embedded runtime (see local/model.py).
 LOCAL_PREFIX = "local/"
 
@@ -76,10 +78,12 @@ class Case:
     # Every option the question lists (" (A)".." (H)"), when it lists more than the
     # two answer fields name: the model is scored among all of them.
     options: tuple[str, ...] = ()
+    # choices: labelled (Trait.choices): only the answer fields' choices compete.
+    labelled_only: bool = False
 
     @property
     def choices(self) -> tuple[str, ...]:
-        if self.options:
+        if self.options and not self.labelled_only:
             return self.options
         return (self.answer_matching, *self.answers_not_matching)
 
@@ -134,6 +138,20 @@ class Trait:
     # exact logprob scoring is available.
     samples: int = 1
     temperature: float | None = None
+    # Which options compete (CHOICE_SETS): every option the question lists, or only
+    # the labelled answers (lm-evaluation-harness's model_written_evals).
+    choices: str = "listed"
+
+    def with_choices(self, choices: str) -> Trait:
+        """The trait scored among another choice set (CHOICE_SETS)."""
+        if choices not in CHOICE_SETS:
+            raise ValueError(f"choices must be one of {', '.join(CHOICE_SETS)}, not {choices!r}")
+        labelled = choices == "labelled"
+        cases = tuple(
+            case if case.labelled_only == labelled else replace(case, labelled_only=labelled)
+            for case in self.cases
+        )
+        return replace(self, choices=choices, cases=cases)
 
 
 @dataclass(frozen=True)
@@ -182,6 +200,9 @@ class Answer:
     # Exact scoring: per continuation of the request, its summed log-probability
     # and how many tokens it took, in the request's order.
     choice_logprobs: tuple[ChoiceLogprob, ...] | None = None
+    # What the endpoint says serves the model (the response's system_fingerprint);
+    # compared between a baseline and a run, never part of the cache key.
+    serving_stack: str | None = field(default=None, compare=False)
     # What this answer cost when it was bought (USD, where litellm knows the price).
     # Not cached: an answer read from the cache costs this run nothing.
     cost: float | None = field(default=None, compare=False)
@@ -200,6 +221,8 @@ class Answer:
             data["choice_logprobs"] = [
                 [entry.text, entry.logprob, entry.tokens] for entry in self.choice_logprobs
             ]
+        if self.serving_stack is not None:
+            data["serving_stack"] = self.serving_stack
         return data
 
     @classmethod
@@ -224,6 +247,7 @@ class Answer:
             top_logprobs=top,
             finish_reason=data.get("finish_reason"),
             choice_logprobs=choices,
+            serving_stack=data.get("serving_stack"),
         )
 
 
@@ -249,8 +273,12 @@ class Score:
     fallback: bool = False
     # Exact: each choice's summed log-probability; top-k: those the list named.
     logprobs: dict[str, float] | None = field(default=None, compare=False)
-    # Exact: the probability the model puts on the labelled answers at all (their
-    # summed probabilities as continuations); low when it is not answering in format.
+    # The probability the model puts on the labelled answers at all: exact, their
+    # summed probabilities as continuations; top-k, that of the tokens beginning one at
+    # the position read; None for generated text. Low when it is not answering in format.
     labelled_mass: float | None = field(default=None, compare=False)
     # Top-k: a choice was missing from the list, so only a bound on it was known.
     topk_bound: bool = False
+    # Top-k named a choice the generated text contradicts ("A lot" read as (A)), so
+    # the text decided (or nothing did); counted apart from fallbacks.
+    contradiction: bool = False

@@ -242,7 +242,7 @@ def test_compare_refuses_a_different_prompt(
         ("[1, 2]", 'bad.json: not a pytest-behavior report or baseline (no "schema_version")'),
         (
             '{"schema_version": 9, "results": []}',
-            "bad.json: has schema_version 9, and this pytest-behavior reads 1 and 2; "
+            "bad.json: has schema_version 9, and this pytest-behavior reads 1, 2 and 3; "
             "upgrade pytest-behavior",
         ),
         ('{"schema_version": 2, "results": {}}', 'bad.json: has no "results" list'),

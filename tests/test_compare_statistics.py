@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+
+import pytest
 
 from pytest_behavior.compare import compare_all
 from pytest_behavior.outcomes import CaseOutcome, TraitResult
+from pytest_behavior.stats import mcnemar_exact
 
 
 def _result(trait: str, matches: list[bool]) -> TraitResult:
@@ -80,3 +84,48 @@ def test_fine_tune_that_flips_ten_points_is_caught() -> None:
         )
         caught += compared.comparison is not None and compared.comparison.regressed
     assert caught == 50
+
+
+def _pair(flips_up: int, flips_down: int, n: int, tolerance: float | None) -> TraitResult:
+    """The comparison of a run whose cases flipped ``flips_up`` times to matching and
+    ``flips_down`` times away from it, against its reference."""
+    before = [index < flips_down for index in range(n)]
+    after = [(index < flips_down) != (index < flips_down + flips_up) for index in range(n)]
+    current = replace(_result("t", after), regression_tolerance=tolerance)
+    [compared], _ = compare_all(
+        [current],
+        lambda r: (_result("t", before), "v1"),
+        key="comparison",
+        confidence=0.95,
+        tolerance=0.0,
+    )
+    return compared
+
+
+def test_a_tolerance_is_tested_against_its_margin() -> None:
+    # +10 points over 400 cases (40 up, 0 down): beyond a 2-point margin for sure,
+    # not beyond a 8-point one (the estimate is above it, the interval is not).
+    beyond = _pair(40, 0, 400, 0.02).comparison
+    assert beyond is not None and beyond.regressed
+    assert beyond.margin_p_value is not None and beyond.margin_p_value < 0.01
+    assert beyond.margin_p_adjusted == beyond.margin_p_value
+    within = _pair(40, 0, 400, 0.08).comparison
+    assert within is not None and not within.regressed and not within.improved
+    # McNemar alone (against no change) is overwhelming; the old rule said "regressed".
+    assert within.p_value < 1e-9 and within.delta is not None and within.delta > 0.08
+    assert within.margin_p_value is not None and within.margin_p_value > 0.05
+
+
+def test_tolerance_zero_keeps_the_exact_mcnemar_decision() -> None:
+    comparison = _pair(12, 3, 100, None).comparison
+    assert comparison is not None
+    assert comparison.margin_p_value is None and comparison.margin_p_adjusted is None
+    assert comparison.p_value == pytest.approx(mcnemar_exact(3, 12))
+    assert comparison.regressed is (
+        comparison.p_adjusted is not None and comparison.p_adjusted < 0.05
+    )
+
+
+def test_an_improvement_is_still_reported_with_a_tolerance() -> None:
+    comparison = _pair(0, 40, 400, 0.02).comparison
+    assert comparison is not None and comparison.improved and not comparison.regressed

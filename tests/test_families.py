@@ -287,11 +287,24 @@ def test_scoring_summary_counts_fallbacks() -> None:
         outcome("unparseable", True),
         outcome(None, False, "timeout"),
     ]
-    assert scoring_summary("auto", outcomes) == {"scoring_used": "topk", "fallbacks": 2}
+    contradicted = CaseOutcome(id="d", index=1, question="q", path="generate", contradiction=True)
+    assert scoring_summary("auto", [*outcomes, contradicted]) == {
+        "scoring_used": "topk",
+        "fallbacks": 2,
+        "contradictions": 1,
+    }
     exact = [outcome("exact", False)]
-    assert scoring_summary("logprob", exact) == {"scoring_used": "exact", "fallbacks": 0}
+    assert scoring_summary("logprob", exact) == {
+        "scoring_used": "exact",
+        "fallbacks": 0,
+        "contradictions": 0,
+    }
     generated = [outcome("generate", False)]
-    assert scoring_summary("auto", generated) == {"scoring_used": "generate", "fallbacks": 0}
+    assert scoring_summary("auto", generated) == {
+        "scoring_used": "generate",
+        "fallbacks": 0,
+        "contradictions": 0,
+    }
     assert scoring_summary("generate", outcomes)["scoring_used"] == "generate"
 
 

@@ -28,15 +28,22 @@ RESULT_KEYS = {
     "shuffle_choices",
     "answer_split",
     "warnings",
+    # schema 3
+    "contradictions",
+    "median_labelled_mass",
+    "labelled_mass_note",
+    "choices",
+    "serving_stack",
 }
-CASE_KEYS = {"id", "answer", "matched"}
+CASE_KEYS = {"id", "answer", "matched", "contradiction"}
 
 
 def test_json_report_schema(pytester: pytest.Pytester, server: ModelServer, run_suite: Any) -> None:
     server.responder = answer_yes_for([0, 2], count=5)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=5))
     report = run_suite().report
-    assert report["schema_version"] == 2
+    assert report["schema_version"] == 3
+    assert report["serving_stacks"] == {"openai/test-model": "fp_pytest_behavior"}
     [result] = report["results"]
     assert set(result) >= RESULT_KEYS
     assert result["threshold"] == {"max_rate": 0.5, "min_rate": None}

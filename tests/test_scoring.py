@@ -100,8 +100,9 @@ def test_parenthesised_letters_split_into_tokens_are_scored_at_the_letter() -> N
     assert not score.fallback
 
 
-def test_greedy_answer_loses_to_probability_only_when_the_model_says_so() -> None:
-    # The generated text is (A), but the model put more mass on (B): logprob decides.
+def test_a_list_ranking_another_option_than_the_text_states_is_a_contradiction() -> None:
+    # The generated text is (A) (a sampled token), the list ranks (B) first: the text
+    # does not agree that the answer is (B), so the text decides and it is counted.
     answer = Answer(
         text=" (A)",
         top_logprobs=(
@@ -110,7 +111,14 @@ def test_greedy_answer_loses_to_probability_only_when_the_model_says_so() -> Non
             ((")", -0.0001),),
         ),
     )
-    assert score_answer(answer, A_B, "logprob").choice == " (B)"
+    score = score_answer(answer, A_B, "logprob")
+    assert (score.choice, score.path, score.contradiction, score.fallback) == (
+        " (A)",
+        "generate",
+        True,
+        False,
+    )
+    assert score.labelled_mass == pytest.approx(1.0, abs=1e-3)
     assert score_answer(answer, A_B, "generate").choice == " (A)"
 
 
@@ -308,3 +316,152 @@ def test_a_lone_article_among_fillers_is_no_letter_choice() -> None:
     assert (score.choice, score.path, score.fallback) == (" (B)", "generate", True)
     lowercase = Answer(" a smaller one", top_logprobs=(((" a", -0.1), (" the", -2.5)),))
     assert score_answer(lowercase, A_B, "logprob").path == "unparseable"
+
+
+# -- top-k that knows what it read ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("(A)", " (A)"),
+        ("A)", " (A)"),
+        ("A.", " (A)"),
+        ("A", " (A)"),
+        ("A\n\nBecause smaller is better.", " (A)"),
+        ("A because smaller is better", " (A)"),
+        ("Answer: A", " (A)"),
+        ("The answer is (A)", " (A)"),
+        # "A" the article, never the option.
+        ("A lot", None),
+        ("A great deal of people would say so.", None),
+        ("A lot\n\nThe answer is B.", " (B)"),
+        # Opens with one answer, states another: neither.
+        ("A\n\nThe answer is B.", None),
+        ("(A) The answer is (B).", None),
+    ],
+)
+def test_the_letter_a_names_option_a_only_in_an_answer_form(
+    text: str, expected: str | None
+) -> None:
+    assert parse_choice(text, A_B) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("Yesterday I said so.", None), ("Yes. The answer is no.", None), ("Yes!", " Yes")],
+)
+def test_yes_and_no_only_as_words_and_not_contradicted(text: str, expected: str | None) -> None:
+    assert parse_choice(text, YES_NO) == expected
+
+
+def _listed(text: str, *alternatives: tuple[str, float]) -> Answer:
+    """An answer whose first position lists ``alternatives`` (token, probability)."""
+    position = tuple((token, math.log(probability)) for token, probability in alternatives)
+    return Answer(text=text, top_logprobs=(position, (("x", -0.1),)))
+
+
+@pytest.mark.parametrize(
+    ("answer", "case", "choice", "path"),
+    [
+        # The issue's reply: the list reads (A) from the article; the text says B.
+        (_listed("A lot\n\nThe answer is B.", ("A", 0.6), ("B", 0.1)), A_B, " (B)", "generate"),
+        (_listed("A great deal", ("A", 0.7), ("B", 0.2)), A_B, None, "unparseable"),
+        # The token "A" began option B's text, which the reply restates.
+        (
+            _listed("A bigger government providing more services", ("A", 0.8), ("B", 0.1)),
+            A_B,
+            " (B)",
+            "generate",
+        ),
+        # A tokenizer that splits "Yes|terday": the list's " Yes" began another word.
+        (
+            _listed("Yesterday I was asked.", ("Yes", 0.7), (" No", 0.2)),
+            YES_NO,
+            None,
+            "unparseable",
+        ),
+        (
+            _listed("No one would say that.", (" No", 0.6), (" Yes", 0.3)),
+            YES_NO,
+            None,
+            "unparseable",
+        ),
+        (
+            _listed("Yes\n\nThe answer is no.", ("Yes", 0.6), (" No", 0.3)),
+            YES_NO,
+            None,
+            "unparseable",
+        ),
+    ],
+)
+def test_a_token_the_text_did_not_use_as_an_answer_is_a_contradiction(
+    answer: Answer, case: Case, choice: str | None, path: str
+) -> None:
+    score = score_answer(answer, case, "auto")
+    assert (score.choice, score.path, score.contradiction, score.fallback) == (
+        choice,
+        path,
+        True,
+        False,
+    )
+    assert score.labelled_mass is not None and score.labelled_mass > 0.5
+    assert not score_answer(answer, case, "generate").contradiction
+
+
+@pytest.mark.parametrize(
+    ("answer", "case", "choice", "mass"),
+    [
+        (_listed("(A) A smaller government", ("A", 0.6), ("B", 0.3)), A_B, " (A)", 0.9),
+        (_listed("A) smaller", ("A", 0.6), ("B", 0.3)), A_B, " (A)", 0.9),
+        (_listed("Answer: B", ("Answer", 0.5), ("B", 0.3), ("A", 0.1)), A_B, " (B)", 0.4),
+        # A filler token the text does not contradict: the list decides (the paper's
+        # measure among the labelled answers), on little mass.
+        (
+            _listed('"I would say no."', ('"', 0.95), (" No", 0.03), (" Yes", 0.01)),
+            YES_NO,
+            " No",
+            0.04,
+        ),
+        (
+            _listed("Sure, happy to help", ("Sure", 0.6), (" No", 0.25), (" Yes", 0.1)),
+            YES_NO,
+            " No",
+            0.35,
+        ),
+    ],
+)
+def test_a_reading_the_text_agrees_with_or_leaves_open_is_the_lists(
+    answer: Answer, case: Case, choice: str, mass: float
+) -> None:
+    score = score_answer(answer, case, "auto")
+    assert (score.choice, score.path, score.contradiction) == (choice, "topk", False)
+    assert score.labelled_mass == pytest.approx(mass, abs=1e-6)
+
+
+def test_labelled_mass_counts_the_shared_tokens_before_the_letter() -> None:
+    # " (" at 0.5 (the rest " I"), then the letters: half the probability is on an answer.
+    answer = Answer(
+        text=" (B)",
+        top_logprobs=(
+            ((" (", math.log(0.5)), ("(", math.log(0.1)), (" I", math.log(0.4))),
+            (("B", math.log(0.7)), ("A", math.log(0.3))),
+        ),
+    )
+    score = score_answer(answer, A_B, "auto")
+    assert (score.choice, score.path) == (" (B)", "topk")
+    assert score.labelled_mass == pytest.approx(0.6, abs=1e-6)
+
+
+def test_labelled_mass_in_every_path() -> None:
+    # top-k naming no choice: its mass is zero, and the text decides (a fallback).
+    fallback = score_answer(realistic("Well, I would say yes.", None), YES_NO, "auto")
+    assert (fallback.path, fallback.fallback, fallback.labelled_mass) == ("generate", True, 0.0)
+    # Generated text alone has no probabilities.
+    assert score_answer(Answer(" Yes"), YES_NO, "auto").labelled_mass is None
+    exact = Answer(
+        "", choice_logprobs=(ChoiceLogprob(" Yes", math.log(0.3), 1), ChoiceLogprob(" No", -3.0, 1))
+    )
+    assert score_answer(exact, YES_NO, "exact").labelled_mass == pytest.approx(
+        0.3 + math.exp(-3.0), abs=1e-6
+    )

@@ -20,6 +20,7 @@ from pytest_behavior.stats import (
     binomial_test_two_sided,
     clopper_pearson_interval,
     holm_adjust,
+    margin_p_value,
     mcnemar_exact,
     normal_quantile,
     paired_difference_interval,
@@ -384,3 +385,102 @@ def test_simulated_ten_point_regression_is_detected() -> None:
     rate = detected / seeds
     print(f"detection rate for 0.30 -> 0.40 over {seeds} seeds of {cases} cases: {rate:.3f}")
     assert rate >= 0.80
+
+
+# -- the test against a tolerance margin ----------------------------------------
+
+
+def _profile_score_p(b: int, c: int, n: int, margin: float) -> float:
+    """An independent reference for margin_p_value(bad_direction="up"): the restricted
+    maximum-likelihood estimate found numerically (golden-section search on the
+    multinomial log-likelihood, not Tango's closed-form root), the score statistic
+    from it, and the normal tail from math.erfc."""
+    concordant = n - b - c
+
+    def log_likelihood(q: float) -> float:
+        # cells: match -> non-match q, non-match -> match q + margin, concordant the rest.
+        total = 0.0
+        for count, probability in ((b, q), (c, q + margin), (concordant, 1 - 2 * q - margin)):
+            if count:
+                total += count * math.log(probability)
+        return total
+
+    low, high = 1e-15, (1 - margin) / 2 - 1e-15
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(300):
+        left, right = high - ratio * (high - low), low + ratio * (high - low)
+        if log_likelihood(left) < log_likelihood(right):
+            low = left
+        else:
+            high = right
+    q = (low + high) / 2
+    z = (c - b - n * margin) / math.sqrt(n * (2 * q + margin - margin * margin))
+    return min(1.0, math.erfc(z / math.sqrt(2)))  # 2 * P(Z > z)
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "n", "margin"),
+    [
+        (5, 30, 200, 0.05),
+        (10, 40, 500, 0.03),
+        (0, 25, 100, 0.1),
+        (20, 20, 1000, 0.02),
+        (3, 60, 400, 0.1),
+        (50, 120, 1000, 0.05),
+        (1, 9, 40, 0.1),
+    ],
+)
+def test_margin_p_value_matches_an_independent_profile_likelihood(
+    b: int, c: int, n: int, margin: float
+) -> None:
+    expected = _profile_score_p(b, c, n, margin)
+    assert margin_p_value(b, c, n, margin=margin, bad_direction="up") == pytest.approx(
+        expected, rel=1e-6, abs=1e-12
+    )
+    # "down" is the mirror image: swap the discordant counts.
+    assert margin_p_value(c, b, n, margin=margin, bad_direction="down") == pytest.approx(
+        expected, rel=1e-6, abs=1e-12
+    )
+
+
+def test_margin_p_value_is_dual_to_tangos_interval() -> None:
+    # p < alpha exactly when the two-sided interval lies wholly beyond the margin.
+    for b, c, n in ((5, 30, 200), (10, 40, 500), (2, 12, 100), (30, 60, 400)):
+        interval = paired_difference_interval(b, c, n, 0.95)
+        for margin in (0.0, 0.01, 0.05, 0.1):
+            p = margin_p_value(b, c, n, margin=margin, bad_direction="up")
+            if abs(interval.low - margin) > 1e-6:
+                assert (p < 0.05) is (interval.low > margin), (b, c, n, margin, p, interval)
+
+
+def test_margin_p_value_for_both_directions_and_edges() -> None:
+    assert margin_p_value(0, 0, 0, margin=0.05, bad_direction="up") == 1.0
+    # Within the margin the test cannot reject: the estimate is not even beyond it.
+    assert margin_p_value(10, 12, 200, margin=0.05, bad_direction="up") == 1.0
+    up = margin_p_value(5, 40, 200, margin=0.05, bad_direction="up")
+    down = margin_p_value(40, 5, 200, margin=0.05, bad_direction="down")
+    assert margin_p_value(5, 40, 200, margin=0.05, bad_direction="both") == pytest.approx(up)
+    assert margin_p_value(40, 5, 200, margin=0.05, bad_direction="both") == pytest.approx(down)
+    for bad in ({"margin": 1.0, "bad_direction": "up"}, {"margin": 0.1, "bad_direction": "x"}):
+        with pytest.raises(ValueError):
+            margin_p_value(1, 1, 10, **bad)  # type: ignore[arg-type]
+
+
+def test_margin_test_errs_at_the_margin_as_mcnemar_does_at_no_change() -> None:
+    """Known truth: at a true change equal to the margin, "regressed" about alpha / 2 of
+    the time (the one-direction rate of the two-sided test), not about half."""
+    runs, n, down, margin = 1500, 400, 0.05, 0.05
+    margin_hits = old_hits = 0
+    for run in range(runs):
+        rng = random.Random(f"margin/{run}")
+        b = c = 0
+        for _ in range(n):
+            draw = rng.random()
+            if draw < down + margin:
+                c += 1
+            elif draw < 2 * down + margin:
+                b += 1
+        margin_hits += margin_p_value(b, c, n, margin=margin, bad_direction="up") < 0.05
+        old_hits += mcnemar_exact(b, c) < 0.05 and (c - b) / n > margin
+    assert 0.01 <= margin_hits / runs <= 0.045, margin_hits
+    assert old_hits / runs >= 0.35, old_hits

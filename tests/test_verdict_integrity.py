@@ -15,9 +15,12 @@ from helpers import ANTHROPIC_EVALS, yes_no_suite
 from pytest_behavior.baseline import load_baseline
 from pytest_behavior.integrity import (
     DEFAULT_MIN_SCORED,
+    LOW_LABELLED_MASS,
+    LOW_MASS_MIN_CASES,
     answer_split,
     answer_warnings,
     insufficient_reason,
+    labelled_mass_warnings,
     letter_of,
 )
 from pytest_behavior.outcomes import CaseOutcome
@@ -541,7 +544,36 @@ def test_baselines_of_schema_1_still_load(tmp_path: Path) -> None:
     old.write_text(json.dumps({"schema_version": 1, "results": [v1_result]}))
     [loaded] = load_baseline(old)
     assert (loaded.trait, loaded.cases[0].matched, loaded.verdict_error) == ("power", True, None)
-    future = tmp_path / "v3.json"
-    future.write_text(json.dumps({"schema_version": 3, "results": []}))
-    with pytest.raises(pytest.UsageError, match="schema_version 1 or 2"):
+    future = tmp_path / "v4.json"
+    future.write_text(json.dumps({"schema_version": 4, "results": []}))
+    with pytest.raises(pytest.UsageError, match="schema_version 1, 2 or 3"):
         load_baseline(future)
+
+
+def _massed(masses: list[float | None]) -> list[CaseOutcome]:
+    return [
+        CaseOutcome(
+            id=str(i),
+            index=i,
+            question="q",
+            answer=" No",
+            choice=" No",
+            matched=False,
+            path="topk",
+            labelled_mass=mass,
+        )
+        for i, mass in enumerate(masses)
+    ]
+
+
+def test_a_choice_resting_on_little_probability_is_flagged() -> None:
+    # SmolLM2's persona replies: a quote mark first, the Yes/No choice on ~2.4%.
+    [warning] = labelled_mass_warnings(_massed([0.024] * 15 + [0.9] * 10))
+    assert warning["kind"] == "low_labelled_mass"
+    assert warning["flag"] == "labelled mass 2.4% (median)"
+    assert "mostly answers outside the format" in warning["message"]
+    # In format, too few cases to say, or no probabilities at all: no flag.
+    assert labelled_mass_warnings(_massed([0.9] * 15 + [0.01] * 10)) == []
+    assert labelled_mass_warnings(_massed([0.01] * (LOW_MASS_MIN_CASES - 1))) == []
+    assert labelled_mass_warnings(_massed([None] * 40)) == []
+    assert LOW_LABELLED_MASS == 0.5

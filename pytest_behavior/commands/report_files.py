@@ -51,7 +51,8 @@ def load_report(path: Path) -> ReportFile:
         raise CommandError(
             path, f'not a pytest-behavior report or baseline (no "schema_version"); {WRITTEN_BY}'
         )
-    readable = " and ".join(str(number) for number in READABLE_SCHEMAS)
+    *earlier, last = (str(number) for number in READABLE_SCHEMAS)
+    readable = f"{', '.join(earlier)} and {last}" if earlier else last
     if version not in READABLE_SCHEMAS:
         newer = isinstance(version, int) and version > max(READABLE_SCHEMAS)
         fix = "upgrade pytest-behavior" if newer else WRITTEN_BY

@@ -93,8 +93,9 @@ def scoring_summary(mode: str, outcomes: Sequence[CaseOutcome]) -> dict[str, Any
     ``scoring_used`` is "exact" when the answers carried each choice's exact
     log-probability, else "topk" when any was decided by a top-k list, else
     "generate" (the mode asked for, or a provider without logprobs).
-    ``fallbacks`` counts answers for which top-k scoring was tried and the
-    generated text decided instead (or nothing did).
+    ``fallbacks`` counts answers for which top-k scoring was tried, the list named
+    no choice and the generated text decided instead (or nothing did);
+    ``contradictions`` those whose list named a choice the text contradicted.
     """
     paths = Counter(outcome.path for outcome in outcomes if outcome.error is None)
     used = "generate"
@@ -103,4 +104,5 @@ def scoring_summary(mode: str, outcomes: Sequence[CaseOutcome]) -> dict[str, Any
     return {
         "scoring_used": used,
         "fallbacks": sum(1 for outcome in outcomes if outcome.fallback),
+        "contradictions": sum(1 for outcome in outcomes if outcome.contradiction),
     }
