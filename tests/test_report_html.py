@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib
 import json
 import re
 from dataclasses import replace
@@ -395,7 +396,10 @@ def test_history_adds_the_trend_chart(monkeypatch: pytest.MonkeyPatch) -> None:
         drawn.append(entries)
         return "<svg id='trend'></svg>"
 
-    monkeypatch.setattr("pytest_behavior.history.trend_svg", trend_svg)
+    # The module object itself, as sys.modules holds it: a dotted string resolves through
+    # the package's attribute, which an earlier in-process pytester run may have left
+    # pointing at a module object sys.modules no longer holds.
+    monkeypatch.setattr(importlib.import_module("pytest_behavior.history"), "trend_svg", trend_svg)
     report = build_report([result()], models=["openai/test-model"], confidence=0.95)
     entries = [{"runs": 1}, {"runs": 2}]
     html = render_html(report, history=entries)
