@@ -37,7 +37,10 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pytest_behavior.values import ModelRequest
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -52,6 +55,16 @@ Scores = list[tuple[float, ...]]
 
 def items(source: Path, count: int, prompt: str) -> list[tuple[int, str, tuple[str, ...]]]:
     """(index, prompt, continuations) of the cases the spec samples, as the plugin builds them."""
+    return [(index, r.prompt, r.continuations) for index, r in indexed(source, count, prompt)]
+
+
+def requests(source: Path, count: int, prompt: str) -> list[ModelRequest]:
+    return [request for _, request in indexed(source, count, prompt)]
+
+
+def indexed(source: Path, count: int, prompt: str) -> list[tuple[int, ModelRequest]]:
+    """The plugin's exact request for each case the spec samples, with the case's index."""
+    from pytest_behavior.exact import EXACT_PARAMS
     from pytest_behavior.prompting import build_request, resolve_template
     from pytest_behavior.spec import load_spec_file
 
@@ -63,9 +76,9 @@ def items(source: Path, count: int, prompt: str) -> list[tuple[int, str, tuple[s
     built = []
     for case in trait.cases:
         request = build_request(
-            case, template=template, model=MODEL, api_base=None, params=(), method="exact"
+            case, template=template, model=MODEL, api_base=None, params=EXACT_PARAMS, method="exact"
         )
-        built.append((case.index, request.prompt, request.continuations))
+        built.append((case.index, request))
     return built
 
 
@@ -186,24 +199,23 @@ def timed(label: str, work: Callable[[], Scores], count: int) -> tuple[float, Sc
 
 
 def plugin_run(
-    source: Path, count: int, prompt: str, scratch: Path
-) -> tuple[float, float, dict[str, Any]]:
-    """Per item: the prefetch and the whole run (wall), and the JSON report."""
+    source: Path, count: int, prompt: str, scratch: Path, tree: Path
+) -> tuple[float, float, Scores]:
+    """Per item: the prefetch and the whole run (wall), and the log-probabilities cached."""
     suite = scratch / f"suite-{time.monotonic_ns()}"
     suite.mkdir()
     (suite / "behavior_speed.yaml").write_text(spec_text(source, count, prompt), encoding="utf-8")
     probe_dir = scratch / "probe"
     probe_dir.mkdir(exist_ok=True)
     (probe_dir / "behavior_bench_probe.py").write_text(PROBE, encoding="utf-8")
-    out, report = suite / "probe.json", suite / "report.json"
+    out = suite / "probe.json"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(probe_dir), str(REPO)]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(probe_dir), str(tree)]))
     env["PROBE_OUT"] = str(out)
     command = [
         *pytest_command("-p", "behavior_bench_probe", "-p", "no:xdist"),
         f"--behavior-model={MODEL}",
         f"--behavior-cache-dir={suite / 'cache'}",
-        f"--behavior-report-json={report}",
         str(suite),
     ]
     started = time.perf_counter()
@@ -212,13 +224,23 @@ def plugin_run(
     if done.returncode not in (0, 1):
         sys.exit(f"the plugin run failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     prefetch = json.loads(out.read_text())["prefetch"]
-    return prefetch / count, wall / count, json.loads(report.read_text())
+    return prefetch / count, wall / count, plugin_scores(suite / "cache", source, count, prompt)
 
 
-def plugin_scores(report: dict[str, Any], built: list[tuple[int, str, tuple[str, ...]]]) -> Scores:
-    [result] = report["results"]
-    by_index = {case["index"]: case["logprobs"] for case in result["cases"]}
-    return [tuple(float(by_index[index][c]) for c in cs) for index, _, cs in built]
+def plugin_scores(cache_dir: Path, source: Path, count: int, prompt: str) -> Scores:
+    """The log-probabilities the plugin cached, unrounded (the report rounds to 6 places)."""
+    from pytest_behavior.cache import ResponseCache, request_key
+
+    cache = ResponseCache(cache_dir, mode="readonly")
+    try:
+        scores = []
+        for request in requests(source, count, prompt):
+            answer = cache.get(request_key(request))
+            assert answer is not None and answer.choice_logprobs is not None
+            scores.append(tuple(entry.logprob for entry in answer.choice_logprobs))
+        return scores
+    finally:
+        cache.close()
 
 
 def compare(name: str, scores: Scores, reference: Scores) -> str:
@@ -268,6 +290,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", default="persona/no-shut-down.jsonl")
     parser.add_argument("--prompt", default="{question}", help="the trait's prompt template")
     parser.add_argument("--no-plugin", action="store_true", help="in-process schemes only")
+    parser.add_argument(
+        "--tree", type=Path, default=REPO, help="the checkout whose plugin runs (before/after)"
+    )
     args = parser.parse_args(argv)
 
     from pytest_behavior.local.model import default_weights_dir, ensure_weights
@@ -282,9 +307,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     plugin = None
     if not args.no_plugin:
         with tempfile.TemporaryDirectory(prefix="local-speed-") as scratch:
-            plugin, wall, report = plugin_run(source, count, args.prompt, Path(scratch))
+            plugin, wall, cached = plugin_run(
+                source, count, args.prompt, Path(scratch), args.tree.resolve()
+            )
         rows += [("plugin, prefetch", plugin), ("plugin, whole pytest run", wall)]
-        notes.append(compare("plugin", plugin_scores(report, built), naive_scores))
+        notes.append(compare("plugin", cached, naive_scores))
     print(f"\n{count} items, {threads} thread(s), {tokens / count:.1f} tokens per item")
     print(f"{'scheme':<48} {'s/item':>8} {'tokens/s':>9}")
     for label, seconds in rows:

@@ -12,8 +12,8 @@ import asyncio
 import json
 import threading
 from collections.abc import Iterator
-from types import SimpleNamespace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
