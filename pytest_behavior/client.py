@@ -263,11 +263,15 @@ class ModelClient:
         max_duration: float | None = None,
         redact: Callable[[str], str] | None = None,
         on_stop: Callable[[str, str], None] | None = None,
+        model_concurrency: Callable[[str], int | None] | None = None,
     ) -> None:
         from pytest_behavior.stopping import StopBook
 
         self._complete = complete
         self.concurrency = concurrency
+        # Per model, at most this many in flight (None: ``concurrency``): a server that
+        # serves one request at a time gets one, so no timeout measures a queue.
+        self.model_concurrency = model_concurrency
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_duration = max_duration
@@ -387,15 +391,25 @@ class ModelClient:
                 "what arrived is cached, so a rerun asks only for the rest",
             )
 
+        gates: dict[str, asyncio.Semaphore | None] = {}
+
+        def gate(model: str) -> Any:
+            if model not in gates:
+                most = self.model_concurrency(model) if self.model_concurrency else None
+                gates[model] = asyncio.Semaphore(most) if most else None
+            return gates[model] or contextlib.nullcontext()
+
         async def sender() -> None:
             while (job := await handover.take()) is not None:
                 key, request, endpoint = job
-                reason = stops.stopped(request.model)
-                if reason is None:
-                    counts.sent += 1
-                    result = await self._send(request, endpoint, limiter, counts)
-                else:
-                    result = RequestFailed(NOT_RUN + reason)
+                # Waiting here is neither sent, nor in flight, nor on the request's clock.
+                async with gate(request.model):
+                    reason = stops.stopped(request.model)
+                    if reason is None:
+                        counts.sent += 1
+                        result = await self._send(request, endpoint, limiter, counts)
+                    else:
+                        result = RequestFailed(NOT_RUN + reason)
                 if not isinstance(result, RequestFailed):
                     counts.answered += 1
                 elif result.reason.startswith(NOT_RUN):

@@ -58,7 +58,13 @@ def pytest_behavior_complete(
 ) -> Awaitable[Answer]:
     from pytest_behavior.run import run_of
 
-    return litellm_complete(request, endpoint, run_of(config).settings.request_timeout)
+    timeout = run_of(config).settings.request_timeout
+    if request.continuations and request.model.startswith(LOCAL_PREFIX):
+        from pytest_behavior.local.exact import local_exact_complete
+
+        # The embedded server computes just the log-probabilities read (local/exact.py).
+        return local_exact_complete(request, endpoint, timeout=timeout)
+    return litellm_complete(request, endpoint, timeout)
 
 
 @pytest.hookimpl(trylast=True)

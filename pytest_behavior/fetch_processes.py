@@ -112,6 +112,7 @@ def spread_fetch(
     """
     from pytest_behavior.cache import request_key
     from pytest_behavior.fetching import LOOKUP_BATCH
+    from pytest_behavior.local.model import is_local_model
     from pytest_behavior.partition import shard_of
 
     fetcher, stops = run.fetcher, run.client.stops
@@ -129,7 +130,9 @@ def spread_fetch(
                 counts.skipped += 1
                 continue
             seen.add(key)
-            if stops.stopped(request.model) is not None:
+            # A local model's server (this process's child) answers one request at a
+            # time: its requests stay in this process, under its own limit of one.
+            if stops.stopped(request.model) is not None or is_local_model(request.model):
                 stopped.append(request)
             else:
                 pending.append((key, request))

@@ -113,6 +113,10 @@ class BehaviorRun:
         self._adaptive: dict[tuple[str, str, str], AdaptiveTrait] = {}
         # Under xdist, on the controller: what the workers paid (from workeroutput).
         self.workers_cost = 0.0
+        # Case items' outcomes by (spec, trait, model) and case index, until the
+        # verdict reads them; and the groups whose verdict item this process runs.
+        self._case_outcomes: dict[tuple[str, str, str], dict[int, CaseOutcome]] = {}
+        self._verdict_groups: set[tuple[str, str, str]] | None = None
 
     # -- cache and client ---------------------------------------------------
 
@@ -176,10 +180,12 @@ class BehaviorRun:
                 )
 
             from pytest_behavior.client import ModelClient
+            from pytest_behavior.local.model import serving_slots
 
             self._client = ModelClient(
                 complete,
                 concurrency=self.settings.concurrency,
+                model_concurrency=serving_slots,
                 max_attempts=self.settings.max_attempts,
                 request_timeout=self.settings.request_timeout,
                 max_duration=self.settings.max_duration,
@@ -448,6 +454,34 @@ class BehaviorRun:
     # -- what items call ---------------------------------------------------
 
     def case_outcome(self, trait: Trait, case: Case, model: str) -> CaseOutcome:
+        """A case item's outcome, kept until its trait's verdict item reads it."""
+        outcome = self._case_outcome(trait, case, model)
+        kept = self._kept_outcomes(trait, model)
+        if kept is not None:
+            kept[case.index] = outcome
+        return outcome
+
+    def _kept_outcomes(self, trait: Trait, model: str) -> dict[int, CaseOutcome] | None:
+        """Where a case item leaves its outcome for the verdict (which then neither reads
+        nor scores the case again): only when that verdict runs in this process, so
+        nothing is held for a verdict that never comes (deselected, or on another
+        xdist worker)."""
+        if self.is_worker or self.selection is None:
+            return None
+        if self._verdict_groups is None:
+            from pytest_behavior.collect import BehaviorVerdictItem
+
+            self._verdict_groups = {
+                (item.trait.spec_path, item.trait.name, item.model)
+                for item in self.selection.items
+                if isinstance(item, BehaviorVerdictItem)
+            }
+        group = (trait.spec_path, trait.name, model)
+        if group not in self._verdict_groups:
+            return None
+        return self._case_outcomes.setdefault(group, {})
+
+    def _case_outcome(self, trait: Trait, case: Case, model: str) -> CaseOutcome:
         # The prefetch sent this case's request (or another worker did: answer() waits).
         requests = self.requests_for(trait, case, model)
         if len(requests) == 1:
@@ -493,10 +527,16 @@ class BehaviorRun:
         return adaptive_result(result, adaptive)
 
     def _ask(self, trait: Trait, model: str, cases: Sequence[Case]) -> list[CaseOutcome]:
+        # What the case items already scored is taken as it is: read and scored once.
+        known = self._case_outcomes.pop((trait.spec_path, trait.name, model), {})
+        missing = [case for case in cases if case.index not in known]
         self.fetcher.fetch(
-            request for case in cases for request in self.requests_for(trait, case, model)
+            request for case in missing for request in self.requests_for(trait, case, model)
         )
-        return [self.case_outcome(trait, case, model) for case in cases]
+        return [
+            known[case.index] if case.index in known else self._case_outcome(trait, case, model)
+            for case in cases
+        ]
 
     # -- adaptive traits (adaptive.py) ----------------------------------------
 

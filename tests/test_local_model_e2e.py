@@ -20,6 +20,9 @@ pytestmark = [
 ]
 
 GEMMA = "local/gemma-3-270m"
+# Enough cases to prove the point (a real trait from a file, in any order), few
+# enough that a loaded machine still finishes them in a minute or two.
+SAMPLED = 6
 
 
 def local_server_processes() -> dict[int, int | None]:
@@ -53,6 +56,9 @@ def orphaned_servers() -> set[int]:
 
 
 def run_local(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, dict]:
+    """One session on the local model, with default settings. No wall-clock cap of its
+    own: a loaded machine is slow, and the plugin's own limits (each request's timeout,
+    the stall rule) bound a session that hangs."""
     report = pytester.path / "report.json"
     result = pytester.runpytest_subprocess(
         f"--behavior-model={GEMMA}",
@@ -61,7 +67,6 @@ def run_local(pytester: pytest.Pytester, *args: str) -> tuple[pytest.RunResult, 
         "-p",
         "no:xdist",
         *args,
-        timeout=600,
     )
     return result, json.loads(report.read_text()) if report.exists() else {}
 
@@ -79,8 +84,9 @@ traits:
   - name: no-shut-down
     source: {persona}
     threshold: {{max_rate: 0.9}}
-    sample: 24
+    sample: {SAMPLED}
     seed: 0
+    min_scored: 1
 """,
     )
     first, report = run_local(pytester)
@@ -94,7 +100,7 @@ traits:
         # The unparseable share is reported, and a base model with its framing is mostly parseable.
         assert result["unparseable"] <= result["n"] // 4 + 1
         assert result["decided_by"]
-    assert results["no-shut-down"]["n"] + results["no-shut-down"]["unparseable"] == 24
+    assert results["no-shut-down"]["n"] + results["no-shut-down"]["unparseable"] == SAMPLED
 
     second, cached_report = run_local(pytester)
     assert "behavior: sent" not in second.stdout.str()
@@ -173,6 +179,7 @@ traits:
     prompt: "{PAPER_FRAMING}"
     scoring: exact
     threshold: {{max_rate: 1.0}}
+    min_scored: 1
 """,
     )
 
@@ -180,13 +187,13 @@ traits:
 def test_exact_scoring_on_the_local_model_scores_every_item_in_any_order(
     pytester: pytest.Pytester,
 ) -> None:
-    rows = _persona_rows(24)
+    rows = _persona_rows(SAMPLED)
     _exact_suite(pytester, rows)
     first, report = run_local(pytester)
     assert first.ret == pytest.ExitCode.OK, first.stdout.str()
     [result] = report["results"]
-    assert (result["n"], result["unparseable"], result["errors"]) == (24, 0, 0)
-    assert result["scoring_used"] == "exact" and result["decided_by"] == {"exact": 24}
+    assert (result["n"], result["unparseable"], result["errors"]) == (SAMPLED, 0, 0)
+    assert result["scoring_used"] == "exact" and result["decided_by"] == {"exact": SAMPLED}
     assert 0 < result["mean_labelled_mass"] < 1
     forward = {case["id"]: case["logprobs"] for case in result["cases"]}
     assert all(len(logprobs) == 2 for logprobs in forward.values())
@@ -199,6 +206,6 @@ def test_exact_scoring_on_the_local_model_scores_every_item_in_any_order(
     # Asked afresh in the reverse order: bit-identical log-probabilities.
     _exact_suite(pytester, rows[::-1])
     third, reversed_report = run_local(pytester, f"--behavior-cache-dir={pytester.path / 'c2'}")
-    third.stdout.fnmatch_lines(["*behavior: sent 24 requests*"])
+    third.stdout.fnmatch_lines([f"*behavior: sent {SAMPLED} requests*"])
     backward = {case["id"]: case["logprobs"] for case in reversed_report["results"][0]["cases"]}
     assert backward == forward

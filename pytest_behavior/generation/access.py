@@ -54,9 +54,12 @@ class ModelAccess:
             def complete(request: ModelRequest, endpoint: Endpoint) -> Any:
                 return litellm_complete(request, endpoint, timeout)
 
+            from pytest_behavior.local.model import serving_slots
+
             self._client = ModelClient(
                 complete,
                 concurrency=self._concurrency,
+                model_concurrency=serving_slots,
                 max_attempts=self._max_attempts,
                 request_timeout=timeout,
             )

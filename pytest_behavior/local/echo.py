@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
 
@@ -79,6 +79,20 @@ def decode_all_positions(
     return np.concatenate(rows, axis=0)
 
 
+def token_offsets(
+    tokens: Sequence[int], piece: Callable[[int], bytes], *, skip_first: bool
+) -> Iterator[tuple[int, int]]:
+    """Each echoed position with the character offset its token starts at.
+
+    ``skip_first`` leaves out a leading BOS token, which has no text. Offsets
+    count characters of the text decoded so far, as llama-cpp-python's do.
+    """
+    text_so_far = b""
+    for position in range(1 if skip_first else 0, len(tokens)):
+        yield position, len(text_so_far.decode("utf-8", "ignore"))
+        text_so_far += piece(tokens[position])
+
+
 def echoed_tokens(
     tokens: Sequence[int],
     rows: LogprobRows,
@@ -87,20 +101,13 @@ def echoed_tokens(
     top: int,
     skip_first: bool,
 ) -> list[EchoedToken]:
-    """Each token of the prompt with its log-probability, top alternatives and offset.
-
-    ``skip_first`` leaves out a leading BOS token, which has no text. Offsets
-    count characters of the text decoded so far, as llama-cpp-python's do.
-    """
+    """Each token of the prompt with its log-probability, top alternatives and offset
+    (see :func:`token_offsets`)."""
     from pytest_behavior.local.server import top_k
 
     echoed: list[EchoedToken] = []
-    text_so_far = b""
-    first = 1 if skip_first else 0
-    for position in range(first, len(tokens)):
+    for position, offset in token_offsets(tokens, piece, skip_first=skip_first):
         raw = piece(tokens[position])
-        offset = len(text_so_far.decode("utf-8", "ignore"))
-        text_so_far += raw
         if position == 0:
             echoed.append(EchoedToken(raw.decode("utf-8", "replace"), offset, None, ()))
             continue

@@ -50,6 +50,9 @@ PORTABLE_CMAKE_ARGS = (
 RUNTIME_MODULES = ("llama_cpp", "numpy")
 SERVER_MODULE = "pytest_behavior.local.server"
 HARD_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
+# The local server answers one request at a time (one llama.cpp context); more in
+# flight would only queue there, each waiting request's timeout running.
+LOCAL_SERVER_SLOTS = 1
 
 
 # Gemma 3 270M is a base model: it continues text. Measured on 60 items each of
@@ -108,6 +111,12 @@ class LocalEndpoint:
 
 def is_local_model(model: str) -> bool:
     return model.startswith(LOCAL_PREFIX)
+
+
+def serving_slots(model: str) -> int | None:
+    """Requests a model's server answers at once: 1 for a local model (server.py holds
+    one llama.cpp context), None (no limit of its own) for any other."""
+    return LOCAL_SERVER_SLOTS if is_local_model(model) else None
 
 
 def local_model_spec(model: str) -> LocalModelSpec:

@@ -1,7 +1,9 @@
 """OpenAI-compatible HTTP server for a base GGUF model, behind ``--behavior-model=local/...``.
 
 ``python -m pytest_behavior.local.server --model PATH --port N`` serves
-``/v1/chat/completions``, ``/v1/completions``, ``/v1/models`` and ``/health``.
+``/v1/chat/completions``, ``/v1/completions`` (with ``echo`` for prompt
+log-probabilities, echo.py), ``/v1/models``, ``/health``, and the plugin's own
+exact-scoring route ``/v1/continuation_logprobs`` (continuations.py).
 
 Why not ``python -m llama_cpp.server`` (measured, llama-cpp-python 0.3.36, Gemma 3
 270M, 2 cores): its chat endpoint always applies a chat template, while a base
@@ -46,7 +48,14 @@ import llama_cpp
 import numpy as np
 import numpy.typing as npt
 
+from pytest_behavior.local.continuations import (
+    ContinuationScore,
+    answer_positions,
+    continuation_completion,
+    decode_rows,
+)
 from pytest_behavior.local.echo import EchoedToken, decode_all_positions, echoed_tokens
+from pytest_behavior.local.exact import CONTINUATION_ROUTE
 
 MAX_TOP_LOGPROBS = 20
 DEFAULT_MAX_TOKENS = 16
@@ -140,6 +149,32 @@ class ModelRunner:
                 request = GenerationRequest(prompt_text, max_tokens, (), top)
                 generation = self._decode(request, len(prompt))
         return echoed, generation
+
+    def continuation(self, prompt_text: str, continuation: str) -> ContinuationScore:
+        """The log-probability of ``continuation`` after ``prompt_text``, as the echo path
+        gives it, computing only the rows it reads (see continuations.py)."""
+        whole = prompt_text + continuation
+        tokens = self._llm.tokenize(whole.encode("utf-8"), add_bos=True, special=False)
+        if len(tokens) > self._n_ctx:
+            raise RequestError(f"{len(tokens)} prompt tokens exceed {self._n_ctx}")
+        skip_first = bool(tokens) and tokens[0] == int(self._llm.token_bos())
+        positions = answer_positions(
+            tokens, self._piece, skip_first=skip_first, start=len(prompt_text), end=len(whole)
+        )
+        if not positions or positions[0] == 0:
+            raise RequestError(f"no log-probability for the tokens of {continuation!r}")
+        with self._lock:
+            self._clear_cache()
+            rows = decode_rows(
+                self._llm.ctx,
+                tokens,
+                [position - 1 for position in positions],
+                n_vocab=self._n_vocab,
+                batch_size=int(self._llm.n_batch),
+            )
+        # Summed in the order and type the echo client sums them: the same float.
+        logprob = sum(float(rows[position - 1][tokens[position]]) for position in positions)
+        return ContinuationScore(continuation, float(logprob), len(positions), len(tokens))
 
     def _decode(self, request: GenerationRequest, n_prompt: int) -> Generation:
         from pytest_behavior.local.sampling import TokenSampler
@@ -335,9 +370,12 @@ def envelope(kind: str, alias: str, generation: Generation, choice: JsonObject) 
 
 
 Route = Callable[[ModelRunner, str, JsonObject], JsonObject]
+
 POST_ROUTES: dict[str, Route] = {
     "/v1/chat/completions": chat_completion,
     "/v1/completions": text_completion,
+    # The plugin's own exact scoring (local/exact.py): only the rows it reads.
+    CONTINUATION_ROUTE: continuation_completion,
 }
 
 
@@ -462,4 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module, not __main__: echo.py and continuations.py raise the
+    # importable RequestError, which a second copy of this module would not catch.
+    from pytest_behavior.local.server import main as imported_main
+
+    sys.exit(imported_main())

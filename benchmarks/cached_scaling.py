@@ -1,0 +1,155 @@
+"""Does a fully cached rerun cost what its items cost, at any size? The scaling table.
+
+For each size (default 2,000 and 20,000 cases) and each scoring mode (``topk``,
+and the default ``auto``, which probes exact scoring and here takes it), a suite
+against the loopback test server (``pytest_behavior.testing``) is filled once
+by an instant in-process model (the ``pytest_behavior_complete`` hook: the same
+requests and cache keys, no waiting), then rerun fully cached against the
+server, alternating with a bare pytest file of as many trivial parametrized
+items. The collection of the same suite (``pytest --co -q``) is timed too.
+
+The exact-scoring probe of ``auto`` is answered from the cache here (the
+instant model answers it with log-probabilities); its own cost on a rerun
+(another helper's work) is not in these numbers.
+
+    .venv/bin/python benchmarks/cached_scaling.py
+    .venv/bin/python benchmarks/cached_scaling.py --sizes 2000 --repeat 2   # a quick look
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run_benchmarks import (
+    PLAIN,
+    SPEC,
+    Bench,
+    alternate,
+    machine,
+    median,
+    pytest_command,
+    write_cases,
+)
+
+# Answers at once, exact requests with log-probabilities (so auto takes exact scoring).
+INSTANT_EXACT_MODEL = """
+from pytest_behavior.values import Answer, ChoiceLogprob
+
+TOPK = Answer(text=" Yes", top_logprobs=(((" Yes", -0.1), (" No", -2.3)),))
+
+async def pytest_behavior_complete(request, endpoint, config):
+    if request.continuations:
+        return Answer(
+            text="",
+            choice_logprobs=tuple(
+                ChoiceLogprob(text, -0.1 - index, 1)
+                for index, text in enumerate(request.continuations)
+            ),
+            finish_reason="echo",
+        )
+    return TOPK
+"""
+Row = tuple[str, ...]
+
+
+def filled_suite(bench: Bench, name: str, count: int, scoring: str) -> Path:
+    """A suite of ``count`` cases whose cache holds every answer a run will read."""
+    directory = bench.root / name
+    directory.mkdir()
+    write_cases(directory / "cases.jsonl", count, salt=f"/{name}")
+    (directory / "behavior_bench.yaml").write_text(SPEC)
+    conftest = directory / "conftest.py"
+    conftest.write_text(INSTANT_EXACT_MODEL)
+    fill = cached_command(bench, directory, scoring, "-p", "behavior_bench_probe")
+    bench.run(fill, directory, PROBE_STOP="1")  # the prefetch writes every answer
+    conftest.unlink()
+    return directory
+
+
+def cached_command(bench: Bench, suite: Path, scoring: str, *extra: str) -> list[str]:
+    return [
+        *pytest_command("-p", "no:xdist", *extra),
+        "--behavior-model=openai/benchmark-model",
+        f"--behavior-api-base={bench.api_base}",
+        f"--behavior-cache-dir={suite}-cache",
+        f"--behavior-scoring={scoring}",
+        str(suite),
+    ]
+
+
+def size_rows(bench: Bench, count: int, repeat: int, server: object) -> list[Row]:
+    plain = bench.root / f"plain-{count}"
+    plain.mkdir()
+    (plain / "test_plain.py").write_text(PLAIN.replace("{count}", str(count)))
+    rows: list[Row] = []
+    for scoring in ("topk", "auto"):
+        suite = filled_suite(bench, f"suite-{count}-{scoring}", count, scoring)
+        bench.run(cached_command(bench, suite, scoring), suite)  # bytecode and page cache warm
+        server.reset_stats()  # type: ignore[attr-defined]
+        rerun = cached_command(bench, suite, scoring)
+        cached, bare = alternate(
+            repeat,
+            lambda: bench.run(rerun, suite)[0],  # noqa: B023 (called before the loop moves on)
+            lambda: bench.run(pytest_command(str(plain)), plain)[0],
+        )
+        sent = server.request_count  # type: ignore[attr-defined]
+        per_case = 1e6 * (median(cached) - median(bare)) / count
+        rows.append(
+            (
+                f"{count} cached cases, {scoring}",
+                f"{median(cached):.2f} s",
+                f"{median(bare):.2f} s",
+                f"{median(cached) / median(bare):.2f}",
+                f"{per_case:.0f} us",
+                f"{sent} requests",
+            )
+        )
+    collect, collect_bare = alternate(
+        repeat,
+        lambda: bench.run(cached_command(bench, suite, "auto", "--co"), suite)[0],
+        lambda: bench.run(pytest_command("--co", str(plain)), plain)[0],
+    )
+    rows.append(
+        (
+            f"{count} cases, pytest --co",
+            f"{median(collect):.2f} s",
+            f"{median(collect_bare):.2f} s",
+            f"{median(collect) / median(collect_bare):.2f}",
+            f"{1e6 * (median(collect) - median(collect_bare)) / count:.0f} us",
+            "-",
+        )
+    )
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
+    parser.add_argument("--repeat", type=int, default=3)
+    options = parser.parse_args(argv)
+
+    from pytest_behavior.testing import ModelServer
+
+    print(f"machine: {machine()}", flush=True)
+    rows: list[Row] = []
+    with ModelServer() as server, tempfile.TemporaryDirectory() as tmp:
+        bench = Bench(Path(tmp), server.api_base, 16)
+        for count in options.sizes:
+            print(f"{count} cases ...", flush=True)
+            rows.extend(size_rows(bench, count, options.repeat, server))
+    header = ("measurement", "plugin", "bare pytest", "ratio", "per case", "sent")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print("| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |")
+    print("goal: cached rerun within 1.3x of bare pytest at 2,000 and 20,000 cases")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

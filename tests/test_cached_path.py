@@ -1,0 +1,57 @@
+"""Each case is read and scored once a run: the verdict takes its case items' outcomes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import answer_yes_for, yes_no_suite
+
+from pytest_behavior.testing import ModelServer
+
+COUNT = 12
+# Records every case the scorer is asked about, and writes them out at the end.
+COUNTING_CONFTEST = """
+import json
+import pytest
+
+SCORED = []
+
+@pytest.hookimpl(wrapper=True)
+def pytest_behavior_score(answer, case, trait, mode, config):
+    SCORED.append(case.index)
+    return (yield)
+
+def pytest_sessionfinish(session):
+    (session.config.rootpath / "scored.json").write_text(json.dumps(SCORED))
+    SCORED.clear()
+"""
+
+
+@pytest.mark.parametrize("scoring", ["topk", "exact"])
+def test_each_case_is_scored_once_fresh_and_cached(
+    pytester: pytest.Pytester, server: ModelServer, run_suite, scoring: str
+) -> None:
+    server.responder = answer_yes_for(range(0, COUNT, 3), count=COUNT)
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT))
+    pytester.makeconftest(COUNTING_CONFTEST)
+    rates = []
+    for _ in range(2):  # asked, then all from the cache
+        run = run_suite(f"--behavior-scoring={scoring}", "-p", "no:xdist")
+        run.result.assert_outcomes(passed=COUNT + 1)
+        scored = json.loads((pytester.path / "scored.json").read_text())
+        assert sorted(scored) == list(range(COUNT))  # once each, the verdict included
+        rates.append(run.report["results"][0]["rate"])
+    assert rates == [4 / COUNT, 4 / COUNT]
+
+
+def test_a_verdict_alone_still_scores_every_case(
+    pytester: pytest.Pytester, server: ModelServer, run_suite
+) -> None:
+    server.responder = answer_yes_for(range(0, COUNT, 3), count=COUNT)
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT))
+    pytester.makeconftest(COUNTING_CONFTEST)
+    run = run_suite("behavior_power.yaml::power-seeking[openai/test-model]", "-p", "no:xdist")
+    run.result.assert_outcomes(passed=1)
+    assert sorted(json.loads((pytester.path / "scored.json").read_text())) == list(range(COUNT))
+    assert run.report["results"][0]["rate"] == 4 / COUNT
