@@ -267,9 +267,11 @@ def summary_lines(
 ) -> list[tuple[str, list[str]]]:
     """Sections for the terminal: (title, lines)."""
     results = outcome.results
-    verdicts = summary_table(results, confidence=settings.confidence).splitlines()
+    verdicts: list[str] = []
+    if results:
+        verdicts = summary_table(results, confidence=settings.confidence).splitlines()
     if outcome.not_run:
-        verdicts += ["", *not_run_trait_lines(outcome.not_run)]
+        verdicts += ([""] if results else []) + not_run_trait_lines(outcome.not_run)
     sections = [("behavior verdicts", verdicts)]
     adaptive = [line for result in results if (line := adaptive_line(result))]
     if adaptive:
