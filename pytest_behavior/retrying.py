@@ -144,7 +144,9 @@ def is_refused_connection(exc: BaseException) -> bool:
     for link in _chain(exc):
         if isinstance(link, ConnectionRefusedError):
             return True
-        if _REFUSED_MESSAGE.search(str(link)):
+        # httpx's ConnectError, aiohttp's ClientConnectorError: not an HTTP answer (a
+        # proxy's 502 "connection refused" body is a server error, worth retrying).
+        if "Connect" in type(link).__name__ and _REFUSED_MESSAGE.search(str(link)):
             return True
     return False
 
