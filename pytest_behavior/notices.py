@@ -73,7 +73,24 @@ def run_notices(settings: BehaviorSettings, config: pytest.Config) -> list[str]:
             f"--behavior-run-label {settings.run_label!r} not used: no report, baseline or "
             "history is written to carry it"
         )
+    if settings.max_cost is not None:
+        notices += _unpriced(settings.models)
     return notices
+
+
+def _unpriced(models: tuple[str, ...]) -> list[str]:
+    """``--behavior-max-cost`` bounds only what litellm can price (asked for explicitly,
+    so importing litellm's price map here costs nothing the run would not pay)."""
+    from pytest_behavior.budget import litellm_price
+    from pytest_behavior.revision import split_revision
+    from pytest_behavior.values import LOCAL_PREFIX
+
+    return [
+        f"--behavior-max-cost does not limit {model}: litellm has no price for it, so its "
+        "requests are not counted (--behavior-max-requests bounds them)"
+        for model in models
+        if not model.startswith(LOCAL_PREFIX) and litellm_price(split_revision(model).name) is None
+    ]
 
 
 def trait_notices(trait: Trait, method: str, *, samples_option: int | None) -> list[list[str]]:

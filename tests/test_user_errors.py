@@ -67,6 +67,7 @@ def test_temperature_without_samples_says_it_is_not_used(
         (["--behavior-no-cache", "--behavior-cache-mode=refresh"], "--behavior-cache-mode refresh"),
         (["--behavior-cache-fallback=local"], "--behavior-cache-fallback not used"),
         (["--behavior-shard-out=x.json"], "--behavior-shard-out not used"),
+        (["--behavior-max-cost=5"], "--behavior-max-cost does not limit openai/test-model"),
     ],
 )
 def test_options_that_do_not_apply_say_so_in_the_header(
