@@ -88,8 +88,6 @@ def origin_fields(request: ModelRequest) -> dict[str, str]:
 
 def unusable_cache(directory: Path, error: BaseException | None) -> NoReturn:
     """Stop the run: one message naming the cache folder, what is wrong and what to do."""
-    import pytest
-
     problem = str(error) if error is not None else "an entry is not a pytest-behavior answer"
     if isinstance(error, sqlite3.OperationalError) and "locked" in problem:
         fix = (
@@ -106,9 +104,10 @@ def unusable_cache(directory: Path, error: BaseException | None) -> NoReturn:
             f"(rm -rf {shlex.quote(str(directory.absolute()))}), or point "
             "--behavior-cache-dir elsewhere"
         )
-    pytest.exit(
-        f"pytest-behavior: cannot use the response cache {directory.absolute()} ({problem}): {fix}",
-        returncode=pytest.ExitCode.USAGE_ERROR,
+    from pytest_behavior.errors import RunRefused
+
+    raise RunRefused(
+        f"pytest-behavior: cannot use the response cache {directory.absolute()} ({problem}): {fix}"
     )
 
 

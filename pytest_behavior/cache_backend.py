@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import pytest
 
+from pytest_behavior.errors import RunRefused
 from pytest_behavior.values import Answer
 
 if TYPE_CHECKING:
@@ -86,23 +87,21 @@ class SharedCacheReport:
         try:
             from pytest_behavior.cache_redis import RedisCache, RedisUnavailable
         except ImportError:  # pragma: no cover - the [redis] extra is missing
-            pytest.exit(
+            raise RunRefused(
                 "pytest-behavior: --behavior-cache-url needs the redis client: "
-                "pip install 'pytest-behavior[redis]'",
-                returncode=pytest.ExitCode.USAGE_ERROR,
-            )
+                "pip install 'pytest-behavior[redis]'"
+            ) from None
         cache = RedisCache(url, mode=mode, stamp=stamp)
         self.location = cache.location
         try:
             cache.connect()
         except RedisUnavailable as error:
             if self.fallback != "local":
-                pytest.exit(
+                raise RunRefused(
                     f"pytest-behavior: {error}: start Redis or correct --behavior-cache-url "
                     "(or ini behavior_cache_url, env PYTEST_BEHAVIOR_CACHE_URL), or pass "
-                    "--behavior-cache-fallback=local to use the local cache while it is down",
-                    returncode=pytest.ExitCode.USAGE_ERROR,
-                )
+                    "--behavior-cache-fallback=local to use the local cache while it is down"
+                ) from None
             replacement = local()
             self.fell_back = (
                 f"{error}; this run used the local cache {replacement.location} instead "

@@ -214,15 +214,14 @@ class RedisCache:
             self._foreign(key)
 
     def _foreign(self, key: str) -> NoReturn:
-        import pytest
+        from pytest_behavior.errors import RunRefused
 
-        pytest.exit(
+        raise RunRefused(
             f"pytest-behavior: cannot use the response cache {self.location} (the value of "
             f"{self.prefix}{key[:16]}... is not a pytest-behavior answer): another program "
             f"writes under the prefix {self.prefix}. Run again with "
             "--behavior-cache-mode=refresh (every answer is asked again and overwritten), "
-            "or point --behavior-cache-url at a database of its own",
-            returncode=pytest.ExitCode.USAGE_ERROR,
+            "or point --behavior-cache-url at a database of its own"
         )
 
     # -- writing ----------------------------------------------------------------

@@ -22,12 +22,17 @@ import os
 import sqlite3
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner INTEGER NOT NULL, reason TEXT)",
     "CREATE TABLE IF NOT EXISTS workers (pid INTEGER PRIMARY KEY)",
+    # A model one worker stopped, and why: the first reason is every worker's.
+    "CREATE TABLE IF NOT EXISTS stops (model TEXT PRIMARY KEY, reason TEXT NOT NULL)",
 )
+# How often a worker looks for the others' stops (one small query per look).
+STOPS_LOOK_EVERY = 0.2
 
 
 def claims_path(testrunuid: str) -> Path:
@@ -48,6 +53,8 @@ class RequestClaims:
         for statement in _SCHEMA:
             self._db.execute(statement)
         self._db.execute("INSERT OR IGNORE INTO workers VALUES (?)", (self.owner_pid,))
+        self._stops: dict[str, str] = {}
+        self._stops_read = float("-inf")
 
     def _execute(self, sql: str, *parameters: object) -> sqlite3.Cursor:
         with self._lock:
@@ -86,6 +93,21 @@ class RequestClaims:
     def failure(self, key: str) -> str | None:
         row = self._execute("SELECT reason FROM claims WHERE key = ?", key).fetchone()
         return None if row is None or row[0] is None else str(row[0])
+
+    def record_stop(self, model: str, reason: str) -> str:
+        """Stop ``model`` for every worker; returns the reason that holds (the first)."""
+        self._execute("INSERT OR IGNORE INTO stops VALUES (?, ?)", model, reason)
+        self._stops_read = float("-inf")
+        return self.stop_of(model) or reason
+
+    def stop_of(self, model: str) -> str | None:
+        """Why ``model`` was stopped by any worker, or None (read at most every 0.2 s)."""
+        now = time.monotonic()
+        if now - self._stops_read >= STOPS_LOOK_EVERY:
+            rows = self._execute("SELECT model, reason FROM stops").fetchall()
+            self._stops = {str(row[0]): str(row[1]) for row in rows}
+            self._stops_read = now
+        return self._stops.get(model)
 
     def release(self, key: str) -> None:
         """Give up a claim that will not be answered (an interrupted fetch)."""

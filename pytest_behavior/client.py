@@ -299,9 +299,7 @@ class ModelClient:
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
-            import asyncio
-
-            self._loop = asyncio.new_event_loop()
+            self._loop = _closing_loop()
             self._thread = threading.Thread(
                 target=self._loop.run_forever, name="pytest-behavior-requests", daemon=True
             )
@@ -550,6 +548,57 @@ class ModelClient:
 
 def _unchanged(text: str) -> str:
     return text
+
+
+def _closing_loop() -> asyncio.AbstractEventLoop:
+    """An event loop that closes the coroutines a cancelled request left unstarted.
+
+    litellm's ``acompletion`` builds the provider's coroutine in a thread
+    (``run_in_executor``) and awaits it afterwards. A model's stop cancels what is in
+    flight (stopping.py); a request cancelled during that hand-over drops the
+    coroutine unstarted, and Python warns "coroutine ... was never awaited" for each.
+    Each such coroutine is tied to the task that asked for it and closed, if it never
+    started, when that task ends: it never ran, so nothing was sent.
+    """
+    import asyncio
+    import concurrent.futures
+    import inspect
+
+    class ClosingLoop(asyncio.SelectorEventLoop):
+        def run_in_executor(  # type: ignore[override]
+            self, executor: concurrent.futures.Executor | None, func: Callable[..., Any], *args: Any
+        ) -> asyncio.Future[Any]:
+            task = asyncio.current_task(self)
+            if task is None:
+                return super().run_in_executor(executor, func, *args)
+            lock = threading.Lock()
+            made: list[Any] = []
+            ended = False
+
+            def close_unstarted() -> None:
+                for result in made:
+                    if inspect.getcoroutinestate(result) == inspect.CORO_CREATED:
+                        result.close()
+
+            def call() -> Any:
+                result = func(*args)
+                if asyncio.iscoroutine(result):
+                    with lock:
+                        made.append(result)
+                        if ended:  # the task is gone: no one will await it
+                            close_unstarted()
+                return result
+
+            def on_task_end(_: object) -> None:
+                nonlocal ended
+                with lock:
+                    ended = True
+                    close_unstarted()
+
+            task.add_done_callback(on_task_end)
+            return super().run_in_executor(executor, call)
+
+    return ClosingLoop()
 
 
 async def _close_litellm_clients() -> None:

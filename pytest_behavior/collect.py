@@ -215,7 +215,14 @@ class BehaviorItem(pytest.Item):
     def _not_run(self, reason: str) -> None:
         """Skip: this item's model was stopped (or its answer is not cached); the session
         fails once for all such items (see finish.not_run_lines)."""
-        self.behavior_data = {"kind": "not_run", "model": self.model, "reason": reason}
+        self.behavior_data = {
+            "kind": "not_run",
+            "model": self.model,
+            "reason": reason,
+            # A verdict item names its trait: the reports list the traits not run.
+            "trait": self.trait.name if isinstance(self, BehaviorVerdictItem) else None,
+            "spec": self.trait.spec_path,
+        }
         pytest.skip(reason.removeprefix(NOT_RUN))
 
 
@@ -259,7 +266,14 @@ class BehaviorVerdictItem(BehaviorItem):
             result = run.trait_result(self.trait, self.model, cases, self.position)
         except CasesNotRun as not_run:
             self._not_run(not_run.reason)
-        self.behavior_data = {"kind": "verdict", "result": result.to_dict()}
+        from pytest_behavior.notices import trait_notices
+
+        notices = trait_notices(
+            self.trait,
+            run.scoring_method(self.trait, self.model),
+            samples_option=run.settings.samples,
+        )
+        self.behavior_data = {"kind": "verdict", "result": result.to_dict(), "notices": notices}
         for key in ("rate", "ci_low", "ci_high", "n", "matches", "unparseable", "verdict"):
             self.user_properties.append((f"behavior_{key}", getattr(result, key)))
         self.user_properties.append(("behavior_threshold", self.trait.threshold.describe()))

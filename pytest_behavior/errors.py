@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+import pytest
 
 # How much of a value an error message quotes: enough to recognise it, never a
 # whole file (a value can be megabytes, or an alias bomb that expands without end).
@@ -87,3 +89,21 @@ class RequestFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class RunRefused(pytest.exit.Exception):  # type: ignore[misc,name-defined]
+    """The run cannot go on (a preflight check, an unusable cache, a budget): one line
+    per problem, exit status 4.
+
+    An Exit, so it ends the session from anywhere (a hook, an item, an xdist worker);
+    plugin.py turns it into a ``pytest.UsageError`` at the top, which pytest prints as
+    clean ``ERROR: ...`` lines instead of its ``! _pytest.outcomes.Exit: ... !``.
+    """
+
+    def __init__(self, lines: Sequence[str] | str) -> None:
+        self.lines = [lines] if isinstance(lines, str) else list(lines)
+        super().__init__("\n".join(self.lines), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+class SpecNotCollectedWarning(pytest.PytestWarning):
+    """A YAML file that looks like a behavior spec but does not match ``behavior_files``."""

@@ -191,6 +191,7 @@ class FetchPool:
         from pytest_behavior.progress import progress_for, terminal_for
 
         run, settings = self._run, self._run.settings
+        run.before_first_send()  # the preflight's credential and endpoint checks
         client = run.client
         # The run's time limit holds across the processes: they share one deadline.
         if settings.max_duration is not None and client.deadline is None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from pytest_behavior.cache import CacheWriter, request_key
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.progress import FetchCounts
+from pytest_behavior.stopping import NOT_RUN
 from pytest_behavior.values import Answer, ModelRequest
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Fetcher:
         endpoint: Callable[[str], Endpoint],
         claims: RequestClaims | None = None,
         refuse: str | None = None,
+        before_first_send: Callable[[], None] | None = None,
     ) -> None:
         self.cache = cache
         self.claims = claims
@@ -61,6 +63,8 @@ class Fetcher:
         self.refuse = refuse
         self._client = client
         self._endpoint = endpoint
+        # The preflight's credential and endpoint checks (run.py), before anything is paid for.
+        self.before_first_send = before_first_send
         # Failures are never cached: the next run asks again.
         self.failures: dict[str, RequestFailed] = {}
         # What the answers this process bought cost (USD, where litellm priced them).
@@ -90,6 +94,12 @@ class Fetcher:
         first = next(jobs, None)
         if first is None:
             return counts  # all cached: no event loop, no thread, no litellm import
+        if self.before_first_send is not None:
+            try:
+                self.before_first_send()
+            except BaseException:
+                self._abandon_unanswered()
+                raise
         display = progress(counts) if progress is not None else None
         writer = CacheWriter(self.cache, written=self._forget)
         interrupted = True
@@ -128,6 +138,14 @@ class Fetcher:
             self.failures[key] = RequestFailed(self.refuse)
             counts.not_run += 1
             return
+        if self.claims is not None:
+            stopped = self.claims.stop_of(request.model)
+            if stopped is not None:
+                # Another worker stopped this model: stop here too, with its reason.
+                self._client().stop_model(request.model, stopped)
+                self.failures[key] = RequestFailed(NOT_RUN + stopped)
+                counts.not_run += 1
+                return
         # A lost shared cache hides the other workers' answers: send it here too.
         if self.claims is not None and not self.claims.claim(key) and self.cache.reachable:
             counts.skipped += 1  # another worker sends it

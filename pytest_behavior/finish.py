@@ -46,6 +46,10 @@ class SessionOutcome:
         self.refusals: list[Refusal] = []
         self.missing_from_run: list[str] = []
         self.written: list[str] = []
+        # Files asked for that could not be written: "what PATH: why" (the run fails).
+        self.unwritten: list[str] = []
+        # Traits whose verdict was not run: spec, trait, model, reason.
+        self.not_run: list[dict[str, str]] = []
 
     @property
     def gate_failed(self) -> bool:
@@ -58,6 +62,7 @@ def conclude(
     config: pytest.Config,
     *,
     cost: float = 0.0,
+    not_run: list[dict[str, str]] | None = None,
 ) -> SessionOutcome:
     """Compare, then write every requested file; called once, on the controller."""
     return conclude_run(
@@ -66,6 +71,7 @@ def conclude(
         root=config.rootpath,
         cost=cost,
         on_report=lambda report: config.hook.pytest_behavior_report(report=report, config=config),
+        not_run=not_run,
     )
 
 
@@ -77,6 +83,7 @@ def conclude_run(
     cost: float = 0.0,
     labels: tuple[str | None, str | None] | None = None,
     on_report: Callable[[dict[str, Any]], object] | None = None,
+    not_run: list[dict[str, str]] | None = None,
 ) -> SessionOutcome:
     """:func:`conclude` without a pytest session, as merging shards concludes too.
 
@@ -84,6 +91,9 @@ def conclude_run(
     else they are read from ``root``.
     """
     outcome = SessionOutcome(results)
+    outcome.not_run = sorted(
+        not_run or [], key=lambda row: (row["spec"], row["trait"], row["model"])
+    )
     baseline_path = None
     if settings.baseline is not None:
         baseline = load_baseline(settings.baseline)
@@ -114,6 +124,9 @@ def conclude_run(
         report["baseline"] = baseline_path
     if outcome.missing_from_run:
         report["missing_from_run"] = list(outcome.missing_from_run)
+    if outcome.not_run:
+        # Traits with no verdict: their model was stopped (or readonly had no answers).
+        report["not_run"] = [dict(row) for row in outcome.not_run]
     if labels is None:
         labels = (settings.run_label or default_run_label(root), git_commit(root))
     report["run_label"], report["git_commit"] = labels
@@ -125,22 +138,43 @@ def conclude_run(
 
 
 def _write_files(outcome: SessionOutcome, settings: BehaviorSettings, root: Path) -> None:
+    """Every file asked for; one that cannot be written is said (which and why), and the
+    others are still written."""
     report = outcome.report
+
+    def attempt(what: str, path: Path, write: Callable[[], object], said: str | None) -> bool:
+        try:
+            write()
+        except OSError as error:
+            why = error.strerror or str(error)
+            outcome.unwritten.append(f"{what} {path} was not written: {why}")
+            return False
+        if said is not None:
+            outcome.written.append(f"{said}: {path}")
+        return True
+
     if settings.report_json is not None:
-        write_json(report, settings.report_json)
-        outcome.written.append(f"JSON report: {settings.report_json}")
+        json_path = settings.report_json
+        attempt("JSON report", json_path, lambda: write_json(report, json_path), "JSON report")
     if settings.save_baseline is not None:
-        write_json({**report, "kind": BASELINE_KIND}, settings.save_baseline)
-        outcome.written.append(f"baseline saved: {settings.save_baseline}")
+        saved = settings.save_baseline
+        baseline = {**report, "kind": BASELINE_KIND}
+        attempt("baseline", saved, lambda: write_json(baseline, saved), "baseline saved")
     if settings.report_md is not None or os.environ.get("GITHUB_STEP_SUMMARY"):
         from pytest_behavior.report_markdown import write_markdown
 
         if settings.report_md is not None:
-            write_markdown(report, settings.report_md)
-            outcome.written.append(f"Markdown report: {settings.report_md}")
+            md = settings.report_md
+            attempt("Markdown report", md, lambda: write_markdown(report, md), "Markdown report")
         summary = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary:
-            write_markdown(report, Path(summary), append=True)
+            step = Path(summary)
+            attempt(
+                "GITHUB_STEP_SUMMARY",
+                step,
+                lambda: write_markdown(report, step, append=True),
+                None,
+            )
     history = None
     if settings.history is not None:
         from pytest_behavior.history import (
@@ -150,18 +184,24 @@ def _write_files(outcome: SessionOutcome, settings: BehaviorSettings, root: Path
             load_history,
         )
 
-        append_history(settings.history, history_entry(report, directory=root))
-        outcome.written.append(f"history appended: {settings.history}")
-        try:
-            history = load_history(settings.history)
-        except HistoryError as error:  # an older line is broken: the page goes without it
-            outcome.written.append(f"history not drawn in the HTML report: {error}")
+        history_path = settings.history
+        appended = attempt(
+            "history",
+            history_path,
+            lambda: append_history(history_path, history_entry(report, directory=root)),
+            "history appended",
+        )
+        if appended:
+            try:
+                history = load_history(history_path)
+            except HistoryError as error:  # an older line is broken: the page goes without it
+                outcome.written.append(f"history not drawn in the HTML report: {error}")
     if settings.report_html is not None:
         from pytest_behavior.report_html import write_html
 
+        html = settings.report_html
         # With a history, the page draws this run at the end of the trend.
-        write_html(report, settings.report_html, history)
-        outcome.written.append(f"HTML report: {settings.report_html}")
+        attempt("HTML report", html, lambda: write_html(report, html, history), "HTML report")
 
 
 def not_run_lines(
@@ -182,6 +222,15 @@ def not_run_lines(
     if lines:
         lines.insert(0, "the run fails: these items were not run")
     return lines
+
+
+def not_run_trait_lines(not_run: list[dict[str, str]]) -> list[str]:
+    """The traits with no verdict, in the verdict table's section: one line each (the
+    reason is in the "not run" section above, and in the reports)."""
+    return [
+        f"NOT RUN {row['trait']} [{row['model']}]: no verdict (see behavior: not run)"
+        for row in not_run
+    ]
 
 
 def adaptive_line(result: TraitResult) -> str | None:
@@ -218,9 +267,12 @@ def summary_lines(
 ) -> list[tuple[str, list[str]]]:
     """Sections for the terminal: (title, lines)."""
     results = outcome.results
-    sections = [
-        ("behavior verdicts", summary_table(results, confidence=settings.confidence).splitlines())
-    ]
+    verdicts: list[str] = []
+    if results:
+        verdicts = summary_table(results, confidence=settings.confidence).splitlines()
+    if outcome.not_run:
+        verdicts += ([""] if results else []) + not_run_trait_lines(outcome.not_run)
+    sections = [("behavior verdicts", verdicts)]
     adaptive = [line for result in results if (line := adaptive_line(result))]
     if adaptive:
         sections.append(("behavior adaptive and sampled traits", adaptive))
@@ -256,6 +308,8 @@ def summary_lines(
         problems.append(
             f"in the baseline but not in this run: {', '.join(outcome.missing_from_run)}"
         )
+    if outcome.unwritten:
+        sections.append(("behavior files not written", list(outcome.unwritten)))
     if problems:
         if outcome.gate_failed:
             problems.insert(0, "the run fails: significant regressions or refused comparisons")

@@ -6,8 +6,13 @@ pays nothing (no litellm, no diskcache, no files created).
 
 from __future__ import annotations
 
+import difflib
 import gc
+import re
 import sys
+import warnings
+from collections.abc import Generator, Iterator
+from contextlib import contextmanager
 from fnmatch import fnmatch
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +27,8 @@ if TYPE_CHECKING:
 _FROZE_KEY = pytest.StashKey[bool]()
 _SPECS_SEEN_KEY = pytest.StashKey[bool]()
 _SPEC_SUFFIXES = (".yaml", ".yml")
+# A top-level traits: key, or a case's labelled answer: a spec, whatever its name.
+_SPEC_SHAPE = re.compile(r"^traits\s*:|^\s*-?\s*answer_matching_behavior\s*:", re.MULTILINE)
 # Registered by sharding.register_shard_run under --behavior-shard.
 _SHARD_PLUGINS = ("behavior-shard", "behavior-shard-xdist")
 
@@ -108,11 +115,60 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSp
     # collects a test_*.py file named there.
     named = file_path.suffix in _SPEC_SUFFIXES and parent.session.isinitpath(file_path)
     if not (matches or named):
+        if file_path.suffix in _SPEC_SUFFIXES:
+            _hint_if_spec(file_path, run.settings.file_patterns)
         return None
     from pytest_behavior.collect import BehaviorSpecFile
 
     parent.config.stash[_SPECS_SEEN_KEY] = True
     return BehaviorSpecFile.from_parent(parent, path=file_path)
+
+
+def _hint_if_spec(path: Path, patterns: tuple[str, ...]) -> None:
+    """A YAML file shaped like a spec but named otherwise: say how specs are found.
+
+    Reads at most the first 16 kB, and only of .yaml/.yml files pytest walks past.
+    """
+    try:
+        with path.open(encoding="utf-8", errors="replace") as stream:
+            head = stream.read(16384)
+    except OSError:
+        return
+    if not _SPEC_SHAPE.search(head):
+        return
+    from pytest_behavior.errors import SpecNotCollectedWarning
+
+    warnings.warn(
+        SpecNotCollectedWarning(
+            f"{path.name} looks like a behavior spec but is not collected: spec files are "
+            f"found by the ini option behavior_files ({', '.join(patterns)}); rename it "
+            f"(e.g. behavior_{path.stem}.yaml), name it on the command line, or add its "
+            "pattern to behavior_files"
+        ),
+        stacklevel=1,
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> Generator[None, None, None]:
+    """A misspelt ``--behavior-*`` option gets a did-you-mean, not only argparse's
+    "unrecognized arguments" (checked after the initial conftests added their options)."""
+    yield
+    behavior = [arg for arg in args if str(arg).startswith("--behavior")]
+    if not behavior:
+        return
+    _, unknown = parser.parse_known_and_unknown_args(args)
+    from pytest_behavior.settings import option_flags
+
+    for token in unknown:
+        name = str(token).partition("=")[0]
+        if not name.startswith("--behavior"):
+            continue
+        close = difflib.get_close_matches(name, option_flags(), n=1, cutoff=0.6)
+        hint = f"did you mean {close[0]}?" if close else "pytest --help lists them"
+        raise pytest.UsageError(f"unrecognized option {name}: {hint}")
 
 
 @pytest.hookimpl(trylast=True)
@@ -135,10 +191,48 @@ def pytest_collection_modifyitems(
     if selection is None:
         return
     run.plan = run.plan_for(selection.at_most)
+    from pytest_behavior.preflight import Preflight
+
+    # The same checks a real run makes before its first request (printed at the end).
+    files, sending = run.preflight_files(run.plan), run.preflight_sending()
+    run.preflight = Preflight(files.findings + sending.findings)
     deselected = behavior_items(items)
     dropped = {id(item) for item in deselected}
     items[:] = [item for item in items if id(item) not in dropped]
     config.hook.pytest_deselected(items=deselected)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection(session: pytest.Session) -> Generator[None, object, object]:
+    with _refusals_as_usage_errors(session.config):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> Generator[None, object, object]:
+    with _refusals_as_usage_errors(session.config):
+        return (yield)
+
+
+@contextmanager
+def _refusals_as_usage_errors(config: pytest.Config) -> Iterator[None]:
+    """A refusal (errors.RunRefused) ends the run as ``ERROR: ...`` lines, exit status 4.
+
+    pytest prints an Exit raised during the session as ``! _pytest.outcomes.Exit: ... !``;
+    a UsageError as one clean ``ERROR:`` line per problem. In an xdist worker the
+    refusal goes on as an Exit, which xdist_hooks.py relays to the controller.
+    """
+    from pytest_behavior.errors import RunRefused
+
+    try:
+        yield
+    except RunRefused as refusal:
+        if hasattr(config, "workerinput"):
+            raise
+        terminal = config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.ensure_newline()  # the ERROR lines start a line of their own
+        raise pytest.UsageError(*refusal.lines) from None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -174,9 +268,12 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
         cache = f"{cache}, in {masked_url(settings.cache_url)}"
     endpoint = f", api_base {settings.api_base}" if settings.api_base else ""
+    from pytest_behavior.notices import run_notices
+
     return [
         f"behavior: models {', '.join(settings.models)} ({settings.model_source})"
-        f"{endpoint}; cache {cache}"
+        f"{endpoint}; cache {cache}",
+        *(f"behavior: {notice}" for notice in run_notices(settings, config)),
     ]
 
 
@@ -194,6 +291,20 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
         terminalreporter.write_sep("=", "behavior dry run: nothing was sent")
         for line in plan_table(run.plan):
+            terminalreporter.write_line(line)
+    if run.preflight is not None:
+        from pytest_behavior.preflight import findings_lines
+
+        problems = bool(run.preflight.problems)
+        title = "the run would stop before sending" if problems else "every check passed"
+        terminalreporter.write_sep("=", f"behavior preflight: {title}", red=problems)
+        for line in findings_lines(run.preflight):
+            terminalreporter.write_line(line)
+    if run.notices:
+        from pytest_behavior.notices import grouped_lines
+
+        terminalreporter.write_sep("=", "behavior: asked for, not applied")
+        for line in grouped_lines(run.notices):
             terminalreporter.write_line(line)
     stopped = not_run_lines(run.not_run, run.not_run_ids)
     if stopped:
@@ -221,15 +332,26 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     if run.plan is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.OK  # a dry run deselects what it counted
+    if run.preflight is not None and run.preflight.problems:
+        session.exitstatus = pytest.ExitCode.USAGE_ERROR  # as the real run would stop
     quiet = (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED)
     if run.not_run and session.exitstatus in quiet:
         # Cases a stopped model (or a readonly cache) did not answer fail the run once.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if not run.results:
+    if not run.results and not run.not_run_traits:
         return
     from pytest_behavior.finish import conclude
 
-    run.outcome = conclude(run.sorted_results(), run.settings, session.config, cost=run.cost)
+    # Also when every trait was stopped: the reports asked for say what was not run.
+    run.outcome = conclude(
+        run.sorted_results(),
+        run.settings,
+        session.config,
+        cost=run.cost,
+        not_run=run.not_run_traits,
+    )
     if run.outcome.gate_failed and session.exitstatus == pytest.ExitCode.OK:
         # The session-level gate: regressions and refused comparisons fail the run.
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if run.outcome.unwritten and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a file asked for is missing

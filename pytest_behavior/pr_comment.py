@@ -289,10 +289,15 @@ def _headline(
         return "❌ " + ", ".join(problems)
     inconclusive = sum(1 for result in results if result.verdict == "inconclusive")
     extra = f"; {inconclusive} inconclusive" if inconclusive else ""
-    if compared:
-        names = " and ".join(
-            against.get(key) or escape(_model_reference(rows)) for key, rows in tables
+    names = " and ".join(against.get(key) or escape(_model_reference(rows)) for key, rows in tables)
+    if inconclusive == len(results):
+        # Nothing passed: a green tick would read as "all passed" to a reviewer.
+        compared_text = f"; no significant change against {names}" if compared else ""
+        return (
+            f"⚠️ nothing decided: {inconclusive} of {_traits(len(results))} inconclusive "
+            f"(more cases narrow the intervals){compared_text}"
         )
+    if compared:
         if improved:
             return (
                 f"✅ no regression in {_traits(compared)} against {names}; "

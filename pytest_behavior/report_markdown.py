@@ -27,6 +27,14 @@ def render_markdown(report: dict[str, Any]) -> str:
         summary_table(results, confidence=report["confidence"], fmt="github"),
         "",
     ]
+    not_run = report.get("not_run") or []
+    if not_run:
+        lines += [
+            f"{len(not_run)} traits not run (no verdict):",
+            "",
+            *(f"- **not run** {row['trait']} [{row['model']}]: {row['reason']}" for row in not_run),
+            "",
+        ]
     flagged = [
         f"- {message}"
         for r in results

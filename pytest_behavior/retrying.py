@@ -108,8 +108,57 @@ class RetryBudget:
         return float(min(self.backoff * 2 ** (attempt_number - 1), 30.0))
 
 
+# What providers and SDKs say when a key is missing or wrong, whatever the exception
+# type: litellm wraps the OpenAI SDK's "api_key client option must be set" (raised
+# before anything is sent) as an InternalServerError "Missing credentials".
+_CREDENTIALS_MESSAGE = re.compile(
+    r"missing credentials|api_key client option must be set|no api key|invalid api key|"
+    r"incorrect api key|invalid x-api-key|api key (is )?(missing|not (set|provided|found))|"
+    r"authentication_error|unauthorized",
+    re.IGNORECASE,
+)
+_REFUSED_MESSAGE = re.compile(r"connection refused|connect call failed|errno 111", re.IGNORECASE)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its causes (litellm wraps the SDK's error, which wraps httpx's)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain and len(chain) < 8:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def is_credentials_error(exc: BaseException) -> bool:
+    """A missing, wrong or unauthorised key: no attempt will succeed until it is fixed."""
+    if type(exc).__name__ in ("AuthenticationError", "PermissionDeniedError"):
+        return True
+    if getattr(exc, "status_code", None) in (401, 403):
+        return True
+    return bool(_CREDENTIALS_MESSAGE.search(str(exc)))
+
+
+def is_refused_connection(exc: BaseException) -> bool:
+    """Nothing listens at the address: known at once, not worth waiting out."""
+    for link in _chain(exc):
+        if isinstance(link, ConnectionRefusedError):
+            return True
+        # httpx's ConnectError, aiohttp's ClientConnectorError: not an HTTP answer (a
+        # proxy's 502 "connection refused" body is a server error, worth retrying).
+        if "Connect" in type(link).__name__ and _REFUSED_MESSAGE.search(str(link)):
+            return True
+    return False
+
+
 def is_transient(exc: BaseException) -> bool:
-    """Errors worth another attempt: rate limits, 5xx, dropped connections, timeouts."""
+    """Errors worth another attempt: rate limits, 5xx, dropped connections, timeouts.
+
+    Not a missing or refused key, nor a refused connection, whatever their type says
+    (litellm reports both as server errors): those stop the model at once (stopping.py).
+    """
+    if is_credentials_error(exc) or is_refused_connection(exc):
+        return False
     if type(exc).__name__ in _TRANSIENT_NAMES:
         return True
     status = getattr(exc, "status_code", None)

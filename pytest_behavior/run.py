@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from pytest_behavior.collect import Selection
     from pytest_behavior.fetching import Fetcher
     from pytest_behavior.finish import SessionOutcome
+    from pytest_behavior.preflight import Preflight
     from pytest_behavior.progress import FetchCounts
 
 RUN_KEY = pytest.StashKey["BehaviorRun"]()
@@ -108,6 +109,10 @@ class BehaviorRun:
         # On the controller: (model, reason) -> items not run, and the first ids.
         self.not_run: Counter[tuple[str, str]] = Counter()
         self.not_run_ids: dict[tuple[str, str], list[str]] = {}
+        # [notice, trait] pairs from the verdict items: what was asked for and not applied.
+        self.notices: list[list[str]] = []
+        # The traits whose verdict was not run, for the reports (plain builtins).
+        self.not_run_traits: list[dict[str, str]] = []
         self._undecided: set[str] = set()
         # Adaptive traits' looks, by (spec, trait, model): the prefetch's, or replayed.
         self._adaptive: dict[tuple[str, str, str], AdaptiveTrait] = {}
@@ -117,6 +122,10 @@ class BehaviorRun:
         # verdict reads them; and the groups whose verdict item this process runs.
         self._case_outcomes: dict[tuple[str, str, str], dict[int, CaseOutcome]] = {}
         self._verdict_groups: set[tuple[str, str, str]] | None = None
+        # Credentials and endpoints are checked once, before the first request is sent.
+        self._sending_checked = False
+        # A dry run's preflight (printed at the end).
+        self.preflight: Preflight | None = None
 
     # -- cache and client ---------------------------------------------------
 
@@ -182,6 +191,12 @@ class BehaviorRun:
             from pytest_behavior.client import ModelClient
             from pytest_behavior.local.model import serving_slots
 
+            claims = self.fetcher.claims
+
+            def share_stop(model: str, reason: str) -> None:
+                if claims is not None:
+                    claims.record_stop(model, reason)
+
             self._client = ModelClient(
                 complete,
                 concurrency=self.settings.concurrency,
@@ -190,6 +205,8 @@ class BehaviorRun:
                 request_timeout=self.settings.request_timeout,
                 max_duration=self.settings.max_duration,
                 redact=self.redact,
+                # Under xdist a stop is every worker's, with the first worker's reason.
+                on_stop=share_stop if claims is not None else None,
             )
         return self._client
 
@@ -201,10 +218,9 @@ class BehaviorRun:
                     model=model, config=self.config
                 )
             except Exception as error:  # a server that cannot start: say so, no traceback
-                pytest.exit(
-                    self.redact(f"cannot reach {model}: {error}"),
-                    returncode=pytest.ExitCode.USAGE_ERROR,
-                )
+                from pytest_behavior.errors import RunRefused
+
+                raise RunRefused(self.redact(f"cannot reach {model}: {error}")) from None
         return self._endpoints[model]
 
     def model_template(self, model: str) -> str | None:
@@ -412,6 +428,7 @@ class BehaviorRun:
                 client=lambda: self.client,
                 endpoint=self.endpoint,
                 claims=self._worker_claims(),
+                before_first_send=self.before_first_send,
                 refuse=(
                     f"{NOT_RUN}not in the cache, and --behavior-cache-mode=readonly asks nothing"
                     if self.cache.mode == "readonly"
@@ -437,9 +454,10 @@ class BehaviorRun:
     ) -> CaseOutcome:
         result = self.answer(request)
         if isinstance(result, RequestFailed):
-            stopped = self._client.stops.stopped(request.model) if self._client else None
-            if stopped is not None and not is_not_run(result.reason):
-                # Failed before its model was stopped for that same reason: one of the stop's.
+            stopped = self.stop_reason(request.model)
+            if stopped is not None:
+                # Failed before or as its model was stopped: one of the stop's cases, with
+                # the one reason every process gives.
                 return case_outcome(case, None, None, NOT_RUN + stopped)
             return case_outcome(case, None, None, result.reason)
         score = self.config.hook.pytest_behavior_score(
@@ -450,6 +468,15 @@ class BehaviorRun:
             config=self.config,
         )
         return case_outcome(case, result, score, None)
+
+    def stop_reason(self, model: str) -> str | None:
+        """Why ``model`` is no longer asked: the first xdist worker's reason, else this
+        process's (see stopping.py), else None."""
+        claims = self._fetcher.claims if self._fetcher is not None else None
+        shared = claims.stop_of(model) if claims is not None else None
+        if shared is not None:
+            return shared
+        return self._client.stops.stopped(model) if self._client is not None else None
 
     # -- what items call ---------------------------------------------------
 
@@ -702,9 +729,10 @@ class BehaviorRun:
         from pytest_behavior.progress import FetchCounts, progress_for
 
         needed = selection.needed
-        if self.settings.max_requests is not None or self.settings.max_cost is not None:
-            # Adaptive traits counted at their most (max_cases): a budget is a bound.
-            self._check_budget(self.plan_for(selection.at_most))
+        budgeted = self.settings.max_requests is not None or self.settings.max_cost is not None
+        # Adaptive traits counted at their most (max_cases): a budget is a bound.
+        plan = self.plan_for(selection.at_most) if budgeted else None
+        self.preflight_files(plan).refuse_if_unsound()
         counts = FetchCounts()
         # Which method each model's endpoint supports, before the requests are built.
         for trait, case, model in needed():
@@ -802,28 +830,39 @@ class BehaviorRun:
         self._undecided.clear()
         return plan
 
-    def _check_budget(self, plan: RunPlan) -> None:
-        """Refuse, before the first request, a run that needs more than its budget allows."""
-        settings, problems = self.settings, []
-        if settings.max_requests is not None and plan.to_send > settings.max_requests:
-            problems.append(
-                f"this run needs {plan.to_send} uncached requests ({plan.cached} of "
-                f"{plan.requests} are cached), more than --behavior-max-requests "
-                f"{settings.max_requests} allows"
-            )
-        if settings.max_cost is not None and plan.cost > settings.max_cost:
-            problems.append(
-                f"this run's {plan.to_send} uncached requests are estimated to cost "
-                f"${plan.cost:.4f}, more than --behavior-max-cost {settings.max_cost:g} allows"
-            )
-        if problems:
-            unpriced = f" (not priced: {', '.join(sorted(plan.unpriced))})" if plan.unpriced else ""
-            pytest.exit(
-                "pytest-behavior: " + "; ".join(problems) + unpriced + ". Nothing was sent: "
-                "raise the limit, select fewer cases (-k, sample:), or see "
-                "--behavior-dry-run for the counts per trait",
-                returncode=pytest.ExitCode.USAGE_ERROR,
-            )
+    # -- preflight (preflight.py) ---------------------------------------------
+
+    def preflight_files(self, plan: RunPlan | None) -> Preflight:
+        """The checks that need no network: files read and written, budgets."""
+        from pytest_behavior.preflight import (
+            Preflight,
+            budget_findings,
+            input_findings,
+            output_findings,
+        )
+
+        findings = input_findings(self.settings) + output_findings(self.settings)
+        if plan is not None:
+            findings += budget_findings(self.settings, plan)
+        return Preflight(tuple(findings))
+
+    def preflight_sending(self) -> Preflight:
+        """Credentials and endpoints of every model this run asks (local models aside:
+        starting one is its own check); none where a conftest answers the requests."""
+        from pytest_behavior.fetch_processes import uses_own_completion
+        from pytest_behavior.preflight import Preflight, sending_findings
+
+        if uses_own_completion(self):
+            return Preflight(())
+        models = [model for model in self.settings.models if not model.startswith(LOCAL_PREFIX)]
+        return Preflight(tuple(sending_findings((model, self.endpoint(model)) for model in models)))
+
+    def before_first_send(self) -> None:
+        """Called once, just before the first uncached request leaves this process."""
+        if self._sending_checked:
+            return
+        self._sending_checked = True
+        self.preflight_sending().refuse_if_unsound()
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(
@@ -841,7 +880,17 @@ class BehaviorRun:
             return
         if data.get("kind") == "verdict":
             self.results.append(TraitResult.from_dict(data["result"]))
+            self.notices.extend(data.get("notices") or ())
         elif data.get("kind") == "not_run":
+            if data.get("trait"):
+                self.not_run_traits.append(
+                    {
+                        "spec": data["spec"],
+                        "trait": data["trait"],
+                        "model": data["model"],
+                        "reason": data["reason"].removeprefix(NOT_RUN),
+                    }
+                )
             where = (data["model"], data["reason"])
             self.not_run[where] += 1
             listed = self.not_run_ids.setdefault(where, [])

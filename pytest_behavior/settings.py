@@ -508,6 +508,12 @@ OPTIONS: tuple[Option, ...] = (
 )
 
 
+def option_flags() -> list[str]:
+    """Every ``--behavior-*`` flag (for a misspelt option's did-you-mean)."""
+    flags = [option.flag for option in OPTIONS if option.flag is not None]
+    return ["--behavior-model", "--behavior-no-cache", *flags]
+
+
 def _argparse_type(option: Option) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         return option.parse(text, str(option.flag))

@@ -163,7 +163,9 @@ class ShardRun:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         if self.refusal is not None:
-            pytest.exit(self.refusal, returncode=pytest.ExitCode.USAGE_ERROR)
+            from pytest_behavior.errors import RunRefused
+
+            raise RunRefused(self.refusal)
 
     # -- results: the case reports ----------------------------------------------
 

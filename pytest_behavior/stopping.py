@@ -44,6 +44,31 @@ def is_not_run(reason: str | None) -> bool:
     return reason is not None and reason.startswith(NOT_RUN)
 
 
+def refused_reason(where: str) -> str:
+    """The one reason a refused connection gives, in every process that meets it."""
+    return (
+        f"nothing is listening at {where} (connection refused); start the server, "
+        "or fix --behavior-api-base"
+    )
+
+
+def key_variable(model: str) -> str:
+    """The API-key variable litellm reads for ``model``'s provider (a guess if it says none)."""
+    from pytest_behavior.revision import split_revision
+
+    name = split_revision(model).name
+    try:
+        from pytest_behavior.preflight import missing_key_variables
+
+        missing = missing_key_variables(name, None)
+    except Exception:  # litellm cannot tell: name the usual variable
+        missing = []
+    if missing:
+        return missing[0]
+    provider = name.partition("/")[0] if "/" in name else "openai"
+    return f"{provider.upper()}_API_KEY"
+
+
 def stall_limit(concurrency: int) -> int:
     """Failed attempts in a row, with no success, after which an endpoint counts as stalled.
 
@@ -118,15 +143,21 @@ class StopBook:
 
         if isinstance(exc, ExactScoringUnsupported):
             return  # the method's limit, not the model's: top-k is tried next
+        from pytest_behavior.retrying import is_credentials_error, is_refused_connection
+
         state = self._state(model)
         status, name = _status(exc), type(exc).__name__
         text = str(exc)
-        if status in _ACCOUNT_STATUSES or name in _ACCOUNT_NAMES:
-            self.stop(
-                model,
-                f"{where} refused the credentials ({reason}); check the API key "
-                "variable for this provider (e.g. OPENAI_API_KEY) and its permissions",
-            )
+        if status in _ACCOUNT_STATUSES or name in _ACCOUNT_NAMES or is_credentials_error(exc):
+            variable = key_variable(model)
+            if status is None or status >= 500:
+                # Refused by the client before sending (litellm calls it a server error).
+                what = f"no API key to call {where} with ({reason}); set {variable}"
+            else:
+                what = f"{where} refused the credentials ({reason}); set {variable}"
+            self.stop(model, f"{what} (export {variable}=...) and check its value")
+        elif is_refused_connection(exc):
+            self.stop(model, refused_reason(where))
         elif status == 404 or name in _MISSING_NAMES:
             self.stop(
                 model,

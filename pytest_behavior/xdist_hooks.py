@@ -26,7 +26,8 @@ class XdistHooks:
 
         A worker that exits with items pending looks crashed to xdist's controller,
         which then asserts; a worker that sets ``shouldstop`` is a clean stop. The
-        controller turns xdist's resulting Interrupted back into the worker's exit.
+        controller turns xdist's resulting Interrupted back into the worker's refusal,
+        which plugin.py prints as clean ``ERROR:`` lines.
         """
         try:
             return (yield)
@@ -35,13 +36,18 @@ class XdistHooks:
                 session.shouldstop = stop.msg
                 session.config.workeroutput[WORKER_EXIT] = {  # type: ignore[attr-defined]
                     "message": stop.msg,
+                    "lines": list(getattr(stop, "lines", [stop.msg])),
                     "returncode": int(stop.returncode or pytest.ExitCode.USAGE_ERROR),
                 }
             raise
         except KeyboardInterrupt:
             if self._worker_exit is None:
                 raise
-            pytest.exit(self._worker_exit["message"], returncode=self._worker_exit["returncode"])
+            terminal = session.config.pluginmanager.get_plugin("terminalreporter")
+            if terminal is not None:
+                terminal.ensure_newline()
+            # pytest prints a UsageError as clean "ERROR: ..." lines (an Exit as "! ... !").
+            raise pytest.UsageError(*self._worker_exit["lines"]) from None
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.run.is_worker:

@@ -188,7 +188,7 @@ def test_budgets_count_an_adaptive_trait_at_its_most(
     pytester.makefile(".yaml", behavior_power=adaptive_suite("max_cases: 300"))
     run = run_suite("--behavior-max-requests=100")
     assert run.result.ret == pytest.ExitCode.USAGE_ERROR
-    run.result.stdout.fnmatch_lines(["*this run needs 300 uncached requests*"])
+    run.result.stderr.fnmatch_lines(["ERROR: this run needs 300 uncached requests*"])
     assert server.request_count == 0
 
 

@@ -317,7 +317,7 @@ def test_refresh_replaces_a_corrupt_cache_and_keeps_it_aside(
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=3))
     broken = run_suite(f"--behavior-cache-dir={cache_dir}", "--behavior-scoring=topk")
     assert broken.result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "--behavior-cache-mode=refresh" in broken.result.stdout.str()
+    assert "--behavior-cache-mode=refresh" in broken.result.stderr.str()  # an ERROR: line
     fixed = run_suite(
         f"--behavior-cache-dir={cache_dir}",
         "--behavior-cache-mode=refresh",
