@@ -24,6 +24,7 @@ from pytest_behavior.checkpoint import (
     record_key,
     same_checkpoint,
 )
+from pytest_behavior.exact import OPENAI_COMPATIBLE
 
 if TYPE_CHECKING:
     from pytest_behavior.cache_backend import AnswerCache
@@ -65,7 +66,9 @@ def check_checkpoint(
     key = record_key(model, api_base)
     stored = CheckpointRecord.from_answer(cache.get(key))
     known = stored if stored is not None and stored.revision == description.revision else None
-    if not asks:
+    if not asks or name.partition("/")[0] not in OPENAI_COMPATIBLE:
+        # (The probe speaks OpenAI's chat protocol; other providers' servers are
+        # identified by what their listing says.)
         note = None
         if readonly:
             note = (
