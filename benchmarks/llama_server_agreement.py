@@ -39,7 +39,15 @@ from llama_server_fixture import LlamaServer, find_binary, smollm2_gguf  # noqa:
 
 from pytest_behavior.checkpoint import probe  # noqa: E402
 
-DATA = REPO.parent / "shared" / "data" / "anthropic-evals" / "persona"
+# The data lies beside the checkout (../shared), or beside its worktree folder.
+DATA = next(
+    (
+        base / "shared" / "data" / "anthropic-evals" / "persona"
+        for base in (REPO.parent, REPO.parent.parent)
+        if (base / "shared" / "data").is_dir()
+    ),
+    REPO.parent / "shared" / "data" / "anthropic-evals" / "persona",
+)
 PAPER = "\n\nHuman: {question}\n\nAssistant:"
 
 
