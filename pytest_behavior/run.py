@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from pytest_behavior.baseline import TraitNamed
     from pytest_behavior.budget import RunPlan
     from pytest_behavior.capabilities import Capabilities
+    from pytest_behavior.checkpoint_check import CheckpointCheck
     from pytest_behavior.claims import RequestClaims
     from pytest_behavior.client import Endpoint, ModelClient
     from pytest_behavior.collect import Selection
@@ -101,8 +102,8 @@ class BehaviorRun:
         self._methods: dict[str, str] = {}
         # Per model, what litellm knows its provider serves (capabilities.py).
         self._capabilities: dict[str, Capabilities] = {}
-        # Per model, the revision its endpoint reports (read once per run).
-        self._served: dict[str, str | None] = {}
+        # Per model, its checkpoint as checked this run (checkpoint_check.py).
+        self.checkpoints: dict[str, CheckpointCheck] = {}
         self._redactor: Callable[[str], str] | None = None
         # Set by a dry run: what the run would send (printed at the end).
         self.plan: RunPlan | None = None
@@ -262,8 +263,18 @@ class BehaviorRun:
             return mode
         if model not in self._methods:
             probe = case if case is not None else trait.cases[0]
-            if self.asks:
+            recorded = self._recorded_method(model)
+            if recorded is not None:
+                self._methods[model] = recorded
+            elif self.asks:
                 self._methods[model] = self._probe_methods(trait, probe, model, counts)
+                if (
+                    self._methods[model] != "exact"
+                    and self.capabilities(model).prompt_logprobs is not False
+                ):
+                    # The endpoint refused a method it was asked for: refusals are never
+                    # cached, so the choice is, with the checkpoint, and a rerun asks nothing.
+                    self._record_method(model, self._methods[model])
             else:
                 self._methods[model] = self._method_from_cache(trait, probe, model)
         return self._methods[model]
@@ -285,8 +296,39 @@ class BehaviorRun:
         """Whether this run sends requests at all (not a dry run, not readonly)."""
         return not self.settings.dry_run and self.cache.mode != "readonly"
 
+    def _method_key(self, model: str) -> str:
+        from pytest_behavior.checkpoint import method_key
+
+        local = model.startswith(LOCAL_PREFIX)
+        api_base = None if local else self.settings.api_base
+        return method_key(model, api_base, None if local else self.checkpoint_revision(model))
+
+    def _recorded_method(self, model: str) -> str | None:
+        """The method an earlier run's probe chose for this checkpoint, if it recorded one.
+
+        Only top-k is recorded: an exact probe's answer is cached like any other, so
+        asking it again costs nothing, but an endpoint that cannot score exactly fails
+        the probe, and failures are never cached.
+        """
+        from pytest_behavior.checkpoint import METHOD_MARK
+
+        answer = self.cache.get(self._method_key(model))
+        if answer is None or answer.finish_reason != METHOD_MARK:
+            return None
+        return answer.text if answer.text in SCORING_METHODS else None
+
+    def _record_method(self, model: str, method: str) -> None:
+        from pytest_behavior.checkpoint import METHOD_MARK
+
+        self.cache.set_many(
+            [(self._method_key(model), Answer(text=method, finish_reason=METHOD_MARK))]
+        )
+
     def _method_from_cache(self, trait: Trait, case: Case, model: str) -> str:
         """The method a cached probe chose, without asking; the first possible when nothing says."""
+        recorded = self._recorded_method(model)
+        if recorded is not None:
+            return recorded
         capabilities = self.capabilities(model)
         if capabilities.prompt_logprobs is not False:
             from pytest_behavior.exact import is_unsupported_reason
@@ -401,22 +443,45 @@ class BehaviorRun:
                 temperature=temperature,
             ),
             method=method,
-            revision=None if local else self.served_revision(model),
+            revision=None if local else self.checkpoint_revision(model),
         )
 
     def served_revision(self, model: str) -> str | None:
-        """What the endpoint reports as the checkpoint it serves (vLLM's root), once a run."""
-        if model not in self._served:
-            self._served[model] = None
-            if self.settings.api_base is not None:
-                from pytest_behavior.revision import served_revision, split_revision
+        """What the endpoint says about the model it serves (vLLM's root, llama.cpp's
+        listing and /props), once a run; without the fingerprint, so shards asked on
+        different machines agree."""
+        check = self.checkpoint(model)
+        return None if check is None else check.description.revision
 
-                self._served[model] = served_revision(
-                    self.settings.api_base,
-                    split_revision(model).name,
-                    timeout=min(5.0, self.settings.request_timeout),
-                )
-        return self._served[model]
+    def checkpoint_revision(self, model: str) -> str | None:
+        """The checkpoint part of the model's cache keys: what the endpoint says, and the
+        fingerprint current when the answers were asked (checkpoint_check.py)."""
+        check = self.checkpoint(model)
+        return None if check is None else check.revision
+
+    def checkpoint(self, model: str) -> CheckpointCheck | None:
+        """The model's checkpoint, checked once a run where it is served at an api_base."""
+        if self.settings.api_base is None or model.startswith(LOCAL_PREFIX):
+            return None
+        if model not in self.checkpoints:
+            from pytest_behavior.checkpoint_check import check_checkpoint
+            from pytest_behavior.revision import split_revision
+
+            check = check_checkpoint(
+                self.cache,
+                model,
+                split_revision(model).name,
+                self.settings.api_base,
+                asks=self.asks,
+                readonly=self.cache.mode == "readonly",
+                timeout=min(30.0, self.settings.request_timeout),
+            )
+            self.checkpoints[model] = check
+            if check.note is not None and not self.is_worker:
+                terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+                if terminal is not None:
+                    terminal.write_line(check.note, yellow=True)
+        return self.checkpoints[model]
 
     @property
     def fetcher(self) -> Fetcher:
@@ -799,9 +864,13 @@ class BehaviorRun:
         if terminal is None:
             return
         missing = f"; {counts.not_run} not cached (readonly)" if counts.not_run else ""
+        probed = sum(check.probed for check in self.checkpoints.values())
+        # The fingerprint probe is the one request a cached rerun makes per model.
+        fingerprints = f" but {probed} checkpoint fingerprint{'s' * (probed > 1)}" if probed else ""
+        sent = "nothing was sent" + fingerprints
         terminal.write_line(
             f"behavior: {counts.skipped} answers from the cache "
-            f"({self.cache.location}){missing}; nothing was sent"
+            f"({self.cache.location}){missing}; {sent}"
         )
 
     def plan_for(self, needed: Callable[[], Iterator[tuple[Trait, Case, str]]]) -> RunPlan:

@@ -117,6 +117,20 @@ def test_a_chat_only_endpoint_falls_back_to_topk_and_says_so(
     # One exact request was tried (refused with 404), then one chat request per case.
     assert server.request_count == 1 + 4
     run.result.stdout.fnmatch_lines(["*topk 4*"])
+    # The probe's choice is cached with the checkpoint: a rerun sends nothing but the
+    # checkpoint's fingerprint (one per model, counted apart).
+    server.reset_stats()
+    again = run_suite()
+    assert again.results[0]["scoring_used"] == "topk"
+    assert (server.request_count, server.probe_count) == (0, 1)
+    again.result.stdout.fnmatch_lines(
+        ["*4 answers from the cache*nothing was sent but 1 checkpoint fingerprint"]
+    )
+    # A changed checkpoint is probed again.
+    server.checkpoint = "checkpoint-2"
+    server.reset_stats()
+    run_suite()
+    assert (server.request_count, server.probe_count) == (1 + 4, 1)
 
 
 def test_exact_on_a_chat_only_endpoint_fails_clearly(
@@ -152,7 +166,8 @@ def test_a_baseline_scored_by_another_method_is_refused(
     run_suite("--behavior-save-baseline=base.json")
     assert run_suite("--behavior-baseline=base.json").result.ret == 0
     server.serve_completions = True  # the same mode now scores exactly
-    run = run_suite("--behavior-baseline=base.json")
+    # (once asked afresh: the probe's choice is cached with the checkpoint)
+    run = run_suite("--behavior-baseline=base.json", "--behavior-cache-mode=refresh")
     run.result.stdout.fnmatch_lines(["*REFUSED*the scoring method differs*"])
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED
 

@@ -118,7 +118,7 @@ def test_a_run_prints_one_summary_and_a_cached_rerun_one_line(
     # A fully cached run says so in one line, and shows no progress.
     assert [line for line in between.splitlines() if "behavior:" in line] == [
         f"behavior: 8 answers from the cache ({pytester.path / '.behavior_cache' / 'responses'}); "
-        "nothing was sent"
+        "nothing was sent but 1 checkpoint fingerprint"
     ]
 
 

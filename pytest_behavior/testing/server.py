@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import socket
 import threading
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from types import TracebackType
 from typing import Any, cast
 from urllib.parse import urlsplit
 
-from . import anthropic, echo, protocol
+from . import anthropic, checkpoints, echo, protocol
 from .dialects import Dialect, dialect_named
 from .faults import Fault, FaultQueue, RequestMatcher
 from .protocol import ProtocolError
@@ -50,6 +51,12 @@ class ModelServer:
     request). Each entry reports ``model_root`` as its ``root``, the served weights'
     path, when that is not None; set it between runs to "re-deploy" a checkpoint.
     Both may be changed while it serves.
+
+    ``checkpoint`` names the weights behind the served name, which the plugin's
+    checkpoint fingerprint probe sees and ``/v1/models`` does not; ``jitter`` moves
+    the probe's log-probabilities by up to that many nats per request, as a server
+    batching parallel requests does at temperature 0 (testing/checkpoints.py). The
+    probes are counted in ``probe_count``, not in ``requests``.
     """
 
     def __init__(
@@ -65,9 +72,15 @@ class ModelServer:
         served_models: tuple[str, ...] | None = None,
         dialect: str = "compatible",
         api_key: str | None = None,
+        checkpoint: str = checkpoints.DEFAULT_CHECKPOINT,
+        jitter: float = 0.0,
     ) -> None:
         self.dialect: Dialect = dialect_named(dialect)
         self.api_key = api_key
+        self.checkpoint = checkpoint
+        self.jitter = jitter
+        self._probes = 0
+        self._random = random.Random(0)
         self.responder: Responder = responder if responder is not None else deterministic_choice()
         self.latency = latency
         self.serve_logprobs = serve_logprobs
@@ -171,6 +184,12 @@ class ModelServer:
             return len(self._requests)
 
     @property
+    def probe_count(self) -> int:
+        """How many checkpoint fingerprint probes were answered (testing/checkpoints.py)."""
+        with self._stats_lock:
+            return self._probes
+
+    @property
     def peak_in_flight(self) -> int:
         """The most requests that were being handled at the same time."""
         with self._stats_lock:
@@ -186,6 +205,7 @@ class ModelServer:
         with self._stats_lock:
             self._requests.clear()
             self._errors.clear()
+            self._probes = 0
             self._peak_in_flight = self._in_flight
 
     # -- used by the handler threads -------------------------------------------------
@@ -376,6 +396,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = _parse_json(raw_body)
         headers = self._headers()
         legacy = route == "completions"
+        if not legacy and checkpoints.is_probe(headers):
+            return self._answer_probe(server, body)
         prompts = echo.echo_prompts(body) if legacy else None
         if prompts is not None:
             request = protocol.echo_request(body, headers, prompts)
@@ -463,6 +485,16 @@ class _Handler(BaseHTTPRequestHandler):
         answer = anthropic.message_body(request, generation, reply.text)
         self._send_json(200, answer, {"request-id": anthropic.request_id()})
         return None
+
+    def _answer_probe(self, server: ModelServer, body: dict[str, Any]) -> None:
+        """The checkpoint fingerprint: from ``checkpoint`` and ``jitter``, never faulted."""
+        with server._stats_lock:
+            server._probes += 1
+            rng = random.Random(server._random.random())
+        top = protocol.chat_top_count(body) if server.serve_logprobs else 0
+        model = body.get("model") if isinstance(body.get("model"), str) else DEFAULT_MODEL_ID
+        answer = checkpoints.probe_body(str(model), server.checkpoint, server.jitter, top or 0, rng)
+        self._send_json(200, answer)
 
     def _suffer(self, fault: Fault) -> bool:
         """Act out ``fault``; True if that was the whole answer."""
