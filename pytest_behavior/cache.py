@@ -68,6 +68,9 @@ def request_key(request: ModelRequest) -> str:
         # The checkpoint behind the name (NAME@REVISION, or what the endpoint reports):
         # a re-deployed model under an old name is asked afresh.
         fields["revision"] = request.revision
+    if request.prompt_format is not None:
+        # A declared format (prompt_format.py); unset keeps every earlier key valid.
+        fields["format"] = request.prompt_format
     if request.continuations:
         # Exact scoring: only these requests carry continuations, so their keys can
         # never meet a generated (top-k or text) answer's; other keys are unchanged.

@@ -178,13 +178,19 @@ async def litellm_complete(request: ModelRequest, endpoint: Endpoint, timeout: f
     """The default completion: one litellm.acompletion call, no retries of its own.
 
     A request with continuations asks for their exact log-probabilities instead
-    (litellm's text-completion path, see exact.py).
+    (litellm's text-completion path, see exact.py); a ``format: text`` request is
+    sent as raw text to the same endpoint (prompt_format.py).
     """
     key = _placeholder_key(endpoint)
     if request.continuations:
         from pytest_behavior.exact import exact_complete
 
         return await exact_complete(request, endpoint, timeout=timeout, api_key=key)
+    if request.prompt_format == "text":
+        # format: text sends raw text on every path (prompt_format.py).
+        from pytest_behavior.prompt_format import text_complete
+
+        return await text_complete(request, endpoint, timeout=timeout, api_key=key)
     litellm = import_litellm()
     kwargs: dict[str, Any] = dict(request.params)
     if endpoint.api_base:

@@ -213,6 +213,9 @@ class TraitResult:
     # Which options compete: "listed" (every option a question lists) or "labelled"
     # (only the answer fields', as lm-evaluation-harness's model_written_evals).
     choices: str = "listed"
+    # How the prompt was sent: "chat" (messages) or "text" (raw completion), declared
+    # or, unset, the path's (prompt_format.py). None: a report from before the field.
+    prompt_format: str | None = None
     # The endpoint's serving stack for this model (system_fingerprint), when it says.
     serving_stack: str | None = None
     decided_by: Mapping[str, int] = field(default_factory=dict)

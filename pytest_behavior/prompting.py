@@ -77,6 +77,7 @@ def build_request(
     params: tuple[tuple[str, object], ...],
     method: str = "generate",
     revision: str | None = None,
+    prompt_format: str | None = None,
 ) -> ModelRequest:
     """The request for one case; under exact scoring it carries the case's choices."""
     return ModelRequest(
@@ -86,4 +87,5 @@ def build_request(
         params=params,
         continuations=tuple(dict.fromkeys(case.choices)) if method == "exact" else (),
         revision=revision,
+        prompt_format=prompt_format,
     )

@@ -18,6 +18,7 @@ from pytest_behavior.errors import one_line
 from pytest_behavior.families import family, scoring_summary
 from pytest_behavior.integrity import ERROR
 from pytest_behavior.outcomes import CaseOutcome, TraitResult
+from pytest_behavior.prompt_format import sent_format
 from pytest_behavior.stats import verdict_for_interval, wilson_interval
 from pytest_behavior.values import Answer, Case, Score, Threshold, Trait
 
@@ -171,6 +172,7 @@ def trait_result(
         serving_stack=serving_stack_of(outcomes),
         cases=tuple(outcomes),
     )
+    result = replace(result, prompt_format=sent_format(trait.prompt_format, result.scoring_used))
     result = family(trait.family).summarize(result, trait, confidence)
     if result.verdict_error is not None:
         # Last, so no rate or correlation verdict stands on too few scored cases.

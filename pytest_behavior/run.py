@@ -258,11 +258,15 @@ class BehaviorRun:
         tell) and whose first request is not refused (it is a case's own request,
         so it costs nothing extra when it works and is cached like any other).
         """
+        original = trait
         mode = self._scoring_mode(trait)
         if mode in SCORING_METHODS:
             return mode
         if model not in self._methods:
             probe = case if case is not None else trait.cases[0]
+            # The model's method is probed with the requests an unset format sends, so
+            # traits of every format share one probe (prompt_format.py).
+            trait = replace(trait, prompt_format=None)
             recorded = self._recorded_method(model)
             if recorded is not None:
                 self._methods[model] = recorded
@@ -277,7 +281,9 @@ class BehaviorRun:
                     self._record_method(model, self._methods[model])
             else:
                 self._methods[model] = self._method_from_cache(trait, probe, model)
-        return self._methods[model]
+        from pytest_behavior.prompt_format import method_for
+
+        return method_for(original.prompt_format, self._methods[model], self.capabilities(model))
 
     def capabilities(self, model: str) -> Capabilities:
         """What ``model``'s provider serves, as far as litellm knows without asking."""
@@ -423,7 +429,12 @@ class BehaviorRun:
         return [replace(first, sample_index=index) for index in range(trait.samples)]
 
     def _request_count(self, trait: Trait, model: str) -> int:
-        sampled = trait.samples > 1 and self._methods.get(model) != "exact"
+        from pytest_behavior.prompt_format import method_for
+
+        method = method_for(
+            trait.prompt_format, self._methods.get(model, ""), self.capabilities(model)
+        )
+        sampled = trait.samples > 1 and method != "exact"
         return trait.samples if sampled and self._scoring_mode(trait) != "exact" else 1
 
     def _build(
@@ -444,6 +455,7 @@ class BehaviorRun:
             ),
             method=method,
             revision=None if local else self.checkpoint_revision(model),
+            prompt_format=trait.prompt_format,
         )
 
     def served_revision(self, model: str) -> str | None:
@@ -881,7 +893,8 @@ class BehaviorRun:
         asked = self._methods.copy()
         for trait, case, model in needed():
             if model not in self._methods:
-                self._methods[model] = self._method_from_cache(trait, case, model)
+                unset = replace(trait, prompt_format=None)  # as scoring_method probes
+                self._methods[model] = self._method_from_cache(unset, case, model)
         requests = (
             (trait.name, request)
             for trait, case, model in needed()

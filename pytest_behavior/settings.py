@@ -66,6 +66,8 @@ class BehaviorSettings:
     min_scored: int | None = None
     # Overrides every trait's choices: listed | labelled when set (values.CHOICE_SETS).
     choices: str | None = None
+    # Overrides every trait's format: chat | text when set (values.PROMPT_FORMATS).
+    prompt_format: str | None = None
     # Unattended runs (see stopping.py and budget.py).
     max_duration: float | None = None
     dry_run: bool = False
@@ -201,6 +203,12 @@ def _choice_sets() -> tuple[str, ...]:
     from pytest_behavior.values import CHOICE_SETS
 
     return tuple(CHOICE_SETS)
+
+
+def _prompt_formats() -> tuple[str, ...]:
+    from pytest_behavior.values import PROMPT_FORMATS
+
+    return tuple(PROMPT_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -377,6 +385,15 @@ OPTIONS: tuple[Option, ...] = (
         ini="behavior_choices",
         parse=_one_of(_choice_sets),
         metavar="SET",
+    ),
+    Option(
+        "prompt_format",
+        "override every trait's prompt format: chat (messages, in the model's chat "
+        "template) or text (raw completion), the same on every scoring path.",
+        flag="--behavior-prompt-format",
+        ini="behavior_prompt_format",
+        parse=_one_of(_prompt_formats),
+        metavar="FORMAT",
     ),
     Option(
         "max_duration",

@@ -19,6 +19,7 @@ Schema (see docs/specs.md)::
         min_scored: 10                    # fewer scored cases: verdict "error"
         shuffle_choices: false            # re-letter multiple-choice options per case
         choices: listed                   # listed (every option) | labelled (answer fields)
+        format: chat                      # chat (messages) | text (raw completion)
         cases: [...]                      # inline cases, same field names
 """
 
@@ -39,7 +40,15 @@ from pytest_behavior.families import family as family_record
 from pytest_behavior.shuffling import shuffle_case
 from pytest_behavior.sources import first_row, read_jsonl_cases, stratified_sample
 from pytest_behavior.text_files import MAX_SOURCE_BYTES, MAX_SPEC_BYTES, read_text_file
-from pytest_behavior.values import CHOICE_SETS, SCORING_MODES, Case, SpecFile, Threshold, Trait
+from pytest_behavior.values import (
+    CHOICE_SETS,
+    PROMPT_FORMATS,
+    SCORING_MODES,
+    Case,
+    SpecFile,
+    Threshold,
+    Trait,
+)
 from pytest_behavior.yaml_lines import LineDict, LineList, load_yaml
 
 TOP_KEYS = ("version", "defaults", "traits")
@@ -59,6 +68,7 @@ TRAIT_KEYS = (
     "min_scored",
     "shuffle_choices",
     "choices",
+    "format",
     "min_cases",
     "max_cases",
     "batch_size",
@@ -389,7 +399,21 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
             "write choices: listed (every option the question lists competes) or "
             "choices: labelled (only the answer fields', as lm-evaluation-harness)",
         )
+    prompt_format, format_line = _setting(entry, defaults, "format")
+    if prompt_format is not None and prompt_format not in PROMPT_FORMATS:
+        raise SpecError(
+            display,
+            format_line,
+            f"format must be chat or text, got {brief(prompt_format)}",
+            "write format: chat (messages in the model's chat template) or "
+            "format: text (the prompt as raw text, a completion)",
+        )
+    if prompt_format == "chat" and scoring == "exact":
+        from pytest_behavior.prompt_format import CHAT_EXACT_HINT, CHAT_EXACT_REFUSAL
+
+        raise SpecError(display, format_line, CHAT_EXACT_REFUSAL, CHAT_EXACT_HINT)
     return {
+        "prompt_format": prompt_format,
         "choices": choices or "listed",
         "adaptive": adaptive,
         "min_cases": adaptive_sizes["min_cases"] or 20,

@@ -18,6 +18,9 @@ SCORING_MODES = ("auto", "logprob", "exact", "topk", "generate")
 SCORING_METHODS = ("exact", "topk", "generate")
 # The choice sets a trait may score among (Trait.choices).
 CHOICE_SETS = ("listed", "labelled")
+# How a trait's prompt is sent (prompt_format.py): chat messages the server wraps in
+# the model's chat template, or raw text to the completions endpoint.
+PROMPT_FORMATS = ("chat", "text")
 # Models named local/... are served by the embedded runtime (see local/model.py).
 LOCAL_PREFIX = "local/"
 
@@ -141,6 +144,8 @@ class Trait:
     # Which options compete (CHOICE_SETS): every option the question lists, or only
     # the labelled answers (lm-evaluation-harness's model_written_evals).
     choices: str = "listed"
+    # format: chat | text (PROMPT_FORMATS); None: each path as before (prompt_format.py).
+    prompt_format: str | None = None
 
     def with_choices(self, choices: str) -> Trait:
         """The trait scored among another choice set (CHOICE_SETS)."""
@@ -177,6 +182,8 @@ class ModelRequest:
     # The checkpoint behind the model name, when known (the user's NAME@REVISION
     # is part of ``model``; this is what the endpoint reports, e.g. vLLM's root).
     revision: str | None = None
+    # The trait's format: chat | text (prompt_format.py); None: unset, the key unchanged.
+    prompt_format: str | None = None
 
     @property
     def prompt(self) -> str:
