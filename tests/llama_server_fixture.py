@@ -28,6 +28,10 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def cache_root() -> Path:
+    """Where .ci/install-llama-server.sh keeps its build (PYTEST_BEHAVIOR_LLAMA_SERVER_CACHE)."""
+    named = os.environ.get("PYTEST_BEHAVIOR_LLAMA_SERVER_CACHE")
+    if named:
+        return Path(named)
     xdg = os.environ.get("XDG_CACHE_HOME", "")
     base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
     return base / "pytest-behavior" / "llama-server"
