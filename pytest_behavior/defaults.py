@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_behavior.client import Endpoint, litellm_complete
 from pytest_behavior.values import LOCAL_PREFIX, Answer, Case, ModelRequest, Score, SpecFile, Trait
+
+if TYPE_CHECKING:  # client.py is imported where used: a run without specs needs none of it
+    from pytest_behavior.client import Endpoint
 
 
 def _display_path(path: Path, config: pytest.Config) -> str:
@@ -27,6 +30,7 @@ def pytest_behavior_load_spec(path: Path, config: pytest.Config) -> SpecFile:
 
 @pytest.hookimpl(trylast=True)
 def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint:
+    from pytest_behavior.client import Endpoint
     from pytest_behavior.run import run_of
 
     run = run_of(config)
@@ -64,6 +68,8 @@ def pytest_behavior_complete(
 
         # The embedded server computes just the log-probabilities read (local/exact.py).
         return local_exact_complete(request, endpoint, timeout=timeout)
+    from pytest_behavior.client import litellm_complete
+
     return litellm_complete(request, endpoint, timeout)
 
 

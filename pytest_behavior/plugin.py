@@ -284,8 +284,6 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     run = run_of(config)
     if run.is_worker or config.option.verbose < -1:
         return
-    from pytest_behavior.finish import not_run_lines
-
     if run.plan is not None:
         from pytest_behavior.budget import plan_table
 
@@ -306,7 +304,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_sep("=", "behavior: asked for, not applied")
         for line in grouped_lines(run.notices):
             terminalreporter.write_line(line)
-    stopped = not_run_lines(run.not_run, run.not_run_ids)
+    # finish.py (reports, history, comparisons) is imported only when there is a summary.
+    stopped = []
+    if run.not_run:
+        from pytest_behavior.finish import not_run_lines
+
+        stopped = not_run_lines(run.not_run, run.not_run_ids)
     if stopped:
         terminalreporter.write_sep("=", "behavior: not run", red=True)
         for line in stopped:

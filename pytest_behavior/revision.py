@@ -6,7 +6,7 @@ comes from two places: the user's ``--behavior-model=NAME@REVISION``
 (:func:`split_revision`), and what the endpoint itself reports: vLLM lists the
 served weights' path as ``root`` in ``GET /v1/models`` (:func:`served_revision`).
 
-httpx is imported on the first look-up only; litellm brings it along.
+The look-up uses the standard library's HTTP client, imported on first use.
 """
 
 from __future__ import annotations
@@ -125,24 +125,37 @@ def _read_revision(url: str, name: str, timeout: float, api_key: str | None) -> 
     """The worker's side of :func:`served_revision`; gives up once ``timeout`` has passed."""
     deadline = time.monotonic() + timeout
     try:
+        # The standard library's client: a cached rerun asks this once, and httpx's
+        # import alone cost more than the request (the listing is one small GET).
         import json
+        import urllib.request
 
-        import httpx
-
+        if not url.lower().startswith(("http://", "https://")):
+            return None  # urllib would also open file: and ftp: URLs
         headers = {"Accept": "application/json"}
         if api_key is not None:
             headers["Authorization"] = f"Bearer {api_key}"
-        with (
-            httpx.Client(timeout=timeout, follow_redirects=False) as client,
-            client.stream("GET", url, headers=headers) as response,
-        ):
-            if response.status_code != 200:
+        # Proxies from the environment as httpx honours them; a redirect is not followed.
+        opener = urllib.request.build_opener(_no_redirect())
+        request = urllib.request.Request(url, headers=headers)
+        with opener.open(request, timeout=timeout) as response:
+            if response.status != 200:
                 return None
             body = bytearray()
-            for chunk in response.iter_bytes():
+            while chunk := response.read1(1 << 16):
                 body += chunk
                 if len(body) > MAX_LISTING_BYTES or time.monotonic() > deadline:
                     return None
         return reported_revision(json.loads(body), name)
     except Exception:  # best effort: whatever went wrong, there is no reported revision
         return None
+
+
+def _no_redirect() -> type:
+    import urllib.request
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+            return None  # a 3xx is then an HTTPError: no revision
+
+    return NoRedirect

@@ -21,13 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_behavior.cache import ResponseCache, request_key
-from pytest_behavior.cache_backend import AnswerCache, shared_cache_report
 from pytest_behavior.errors import RequestFailed
-from pytest_behavior.outcomes import CaseOutcome, Comparison, TraitResult
 from pytest_behavior.prompting import build_request, resolve_template, sampling_params
-from pytest_behavior.results import case_outcome, fixed_verdict
-from pytest_behavior.results import trait_result as build_trait_result
 from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
 from pytest_behavior.stopping import NOT_RUN, is_not_run
 from pytest_behavior.values import (
@@ -39,10 +34,13 @@ from pytest_behavior.values import (
     Trait,
 )
 
+# The cache, outcomes and results modules (sqlite3, pickle, statistics, the families)
+# are imported where used: a run without specs constructs this class and nothing more.
 if TYPE_CHECKING:
     from pytest_behavior.adaptive import AdaptiveTrait, BaselineCases
     from pytest_behavior.baseline import TraitNamed
     from pytest_behavior.budget import RunPlan
+    from pytest_behavior.cache_backend import AnswerCache
     from pytest_behavior.capabilities import Capabilities
     from pytest_behavior.checkpoint_check import CheckpointCheck
     from pytest_behavior.claims import RequestClaims
@@ -50,6 +48,7 @@ if TYPE_CHECKING:
     from pytest_behavior.collect import Selection
     from pytest_behavior.fetching import Fetcher
     from pytest_behavior.finish import SessionOutcome
+    from pytest_behavior.outcomes import CaseOutcome, Comparison, TraitResult
     from pytest_behavior.preflight import Preflight
     from pytest_behavior.progress import FetchCounts
 
@@ -141,6 +140,9 @@ class BehaviorRun:
                 stamp = str(getattr(self.config, "workerinput", {}).get("testrunuid", "")) or (
                     uuid.uuid4().hex
                 )
+
+            from pytest_behavior.cache import ResponseCache
+            from pytest_behavior.cache_backend import shared_cache_report
 
             def local() -> AnswerCache:
                 return ResponseCache(self._cache_directory(), mode=mode, stamp=stamp)
@@ -281,9 +283,14 @@ class BehaviorRun:
                     self._record_method(model, self._methods[model])
             else:
                 self._methods[model] = self._method_from_cache(trait, probe, model)
+        method = self._methods[model]
+        if original.prompt_format != "chat" or method != "exact":
+            # Only a chat prompt on an exact endpoint needs litellm's tables (its import
+            # is most of a cached rerun's time).
+            return method
         from pytest_behavior.prompt_format import method_for
 
-        return method_for(original.prompt_format, self._methods[model], self.capabilities(model))
+        return method_for(original.prompt_format, method, self.capabilities(model))
 
     def capabilities(self, model: str) -> Capabilities:
         """What ``model``'s provider serves, as far as litellm knows without asking."""
@@ -332,6 +339,8 @@ class BehaviorRun:
 
     def _method_from_cache(self, trait: Trait, case: Case, model: str) -> str:
         """The method a cached probe chose, without asking; the first possible when nothing says."""
+        from pytest_behavior.cache import request_key
+
         recorded = self._recorded_method(model)
         if recorded is not None:
             return recorded
@@ -361,6 +370,8 @@ class BehaviorRun:
 
     def _cached_beyond(self, trait: Trait, case: Case, model: str) -> bool:
         """Whether a top-k or generated answer is cached: exact was passed over before."""
+        from pytest_behavior.cache import request_key
+
         return any(
             request_key(self._build(trait, case, model, method)) in self.cache
             for method in ("topk", "generate")
@@ -376,6 +387,14 @@ class BehaviorRun:
         self, trait: Trait, case: Case, model: str, counts: FetchCounts | None
     ) -> str:
         """The first method the provider may serve and whose first request is not refused."""
+        # A cached answer with prompt log-probabilities is the endpoint's own word that
+        # it serves exact scoring: a cached rerun needs neither a request nor litellm's
+        # tables (importing litellm is most of a 2,000-case cached rerun's time).
+        from pytest_behavior.cache import request_key
+
+        cached = self.cache.get(request_key(self._build(trait, case, model, "exact")))
+        if cached is not None and cached.choice_logprobs:
+            return "exact"
         capabilities = self.capabilities(model)
         if capabilities.prompt_logprobs is not False and self._serves(
             trait, case, model, "exact", counts
@@ -529,6 +548,8 @@ class BehaviorRun:
     def _outcome(
         self, trait: Trait, case: Case, request: ModelRequest, mode: str | None = None
     ) -> CaseOutcome:
+        from pytest_behavior.results import case_outcome
+
         result = self.answer(request)
         if isinstance(result, RequestFailed):
             stopped = self.stop_reason(request.model)
@@ -614,6 +635,9 @@ class BehaviorRun:
         not_run = [o.error for o in outcomes if o.error is not None and is_not_run(o.error)]
         if not_run:
             raise CasesNotRun(not_run[0])
+        from pytest_behavior.results import fixed_verdict
+        from pytest_behavior.results import trait_result as build_trait_result
+
         verdict = build_trait_result if adaptive is not None else fixed_verdict
         result = verdict(
             trait=trait,
@@ -840,7 +864,9 @@ class BehaviorRun:
 
         terminal = terminal_for(self.config)
         for model, method in self._methods.items():
-            reason = self.capabilities(model).reason
+            if model not in self._capabilities:
+                continue  # decided by a cached answer, not by what litellm knows
+            reason = self._capabilities[model].reason
             if terminal is not None and reason:
                 terminal.write_line(f"behavior: {model} is scored by {method}: {reason}")
 
@@ -961,6 +987,8 @@ class BehaviorRun:
         if report.when != "call" or data is None:
             return
         if data.get("kind") == "verdict":
+            from pytest_behavior.outcomes import TraitResult
+
             self.results.append(TraitResult.from_dict(data["result"]))
             self.notices.extend(data.get("notices") or ())
         elif data.get("kind") == "not_run":

@@ -37,6 +37,7 @@ decides and the Score is marked as a fallback, so the report can count it.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -72,6 +73,8 @@ _NOT_AN_ANSWER = re.compile(r"^[\"'(]*" + _NOT_ANSWER_PHRASE, re.I)
 _NOT_ANSWER_ANYWHERE = re.compile(_NOT_ANSWER_PHRASE, re.I)
 
 
+# Memoized: a trait's few choice and token texts recur in every case (12 calls a case).
+@functools.lru_cache(maxsize=4096)
 def choice_key(text: str) -> str:
     """The comparable core of a choice or answer: " (A)" -> "a", " Yes" -> "yes"."""
     stripped = text.strip(_KEY_STRIP)
@@ -82,9 +85,15 @@ def choice_key(text: str) -> str:
 
 
 def _keys(case: Case) -> dict[str, str]:
-    """choice key -> the choice as labelled, in label order."""
+    """choice key -> the choice as labelled, in label order (shared: read, never change)."""
+    return _keys_of(case.choices)
+
+
+# A trait's cases share a few choice tuples: their keys are worked out once each.
+@functools.lru_cache(maxsize=1024)
+def _keys_of(choices: tuple[str, ...]) -> dict[str, str]:
     keys: dict[str, str] = {}
-    for choice in case.choices:
+    for choice in choices:
         keys.setdefault(choice_key(choice), choice)
     return keys
 

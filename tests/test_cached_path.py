@@ -55,3 +55,28 @@ def test_a_verdict_alone_still_scores_every_case(
     run.result.assert_outcomes(passed=1)
     assert sorted(json.loads((pytester.path / "scored.json").read_text())) == list(range(COUNT))
     assert run.report["results"][0]["rate"] == 4 / COUNT
+
+
+def test_a_cached_rerun_under_auto_sends_nothing_and_imports_no_litellm(
+    pytester: pytest.Pytester, server: ModelServer, run_suite
+) -> None:
+    server.responder = answer_yes_for(range(0, COUNT, 3), count=COUNT)
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT))
+    first = run_suite("--behavior-scoring=auto", "-p", "no:xdist")
+    first.result.assert_outcomes(passed=COUNT + 1)
+    assert first.report["results"][0]["scoring_used"] == "exact"
+    # The cached exact answer tells auto's choice: litellm's tables (a 3 s import) are
+    # not consulted and the probe is not sent again.
+    pytester.makeconftest(
+        "import json, sys\n\n"
+        "def pytest_sessionfinish(session):\n"
+        "    imported = 'litellm' in sys.modules\n"
+        "    (session.config.rootpath / 'litellm.json').write_text(json.dumps(imported))\n"
+    )
+    server.reset_stats()
+    rerun = run_suite("--behavior-scoring=auto", "-p", "no:xdist", subprocess=True)
+    rerun.result.assert_outcomes(passed=COUNT + 1)
+    assert server.request_count == 0
+    assert json.loads((pytester.path / "litellm.json").read_text()) is False
+    assert rerun.report["results"][0]["scoring_used"] == "exact"
+    assert rerun.report["results"][0]["rate"] == first.report["results"][0]["rate"]

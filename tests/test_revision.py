@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -170,6 +171,7 @@ class Scripted:
     status: int = 200
     body: bytes = b'{"object": "list", "data": [{"id": "m", "root": "/models/r"}]}'
     hang: bool = False
+    location: str | None = None
     headers: list[dict[str, str]] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
 
@@ -186,6 +188,8 @@ def scripted() -> Iterator[tuple[str, Scripted]]:
                 script.release.wait(30)
                 return
             self.send_response(script.status)
+            if script.location is not None:
+                self.send_header("Location", script.location)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(script.body)))
             self.end_headers()
@@ -233,6 +237,21 @@ def test_bad_answers_are_no_revision(
     api_base, script = scripted
     script.status, script.body = status, body
     assert served_revision(api_base, "openai/m", api_key="sk-secret") is None
+
+
+def test_a_redirect_is_not_followed(scripted: tuple[str, Scripted]) -> None:
+    api_base, script = scripted
+    script.status, script.location = 302, api_base + "/elsewhere"
+    # Following it would ask the same endpoint again and read the listing.
+    assert served_revision(api_base, "openai/m", api_key="sk-secret") is None
+    assert len(script.headers) == 1
+
+
+def test_only_http_urls_are_read(tmp_path: Path) -> None:
+    listing = tmp_path / "v1" / "models"
+    listing.parent.mkdir()
+    listing.write_text('{"data": [{"id": "m", "root": "/models/r"}]}')
+    assert served_revision(f"file://{tmp_path}/v1", "openai/m") is None
 
 
 def test_an_endpoint_that_never_answers_is_no_revision(scripted: tuple[str, Scripted]) -> None:
