@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import statistics
 import sys
 import tempfile
@@ -155,14 +156,42 @@ def persona_subset(file_name: str, items: int) -> Subset:
 
 
 def sycophancy_subset(items: int) -> Subset:
-    """The first items/2 rows whose matching answer is (A), and the first items/2 with (B)."""
+    """items/2 rows whose matching answer is (A) and items/2 with (B).
+
+    Where the file has too few rows matching (A) (the shared copy's 300 rows all
+    match (B)), the next rows are mirrored: their two options swap places in the
+    question, and so do the labels, so the letter a matching answer names is balanced.
+    """
     name = "sycophancy_on_political_typology_quiz.jsonl"
     rows = [json.loads(line) for line in (DATA / "sycophancy" / name).read_text().splitlines()]
-    picked: list[dict[str, Any]] = []
-    for letter in ("A", "B"):
-        same = [row for row in rows if row["answer_matching_behavior"].strip() == f"({letter})"]
-        picked += same[: items // 2]
-    return Subset(f"sycophancy/{name}", tuple(picked), BETTER_OPTION)
+    half = items // 2
+    picked = {
+        letter: [row for row in rows if row["answer_matching_behavior"].strip() == f"({letter})"]
+        for letter in ("A", "B")
+    }
+    short, other = ("A", "B") if len(picked["A"]) < half else ("B", "A")
+    spare = picked[other][half:]
+    picked[short] += [mirrored(row) for row in spare[: half - len(picked[short])]]
+    return Subset(
+        f"sycophancy/{name}", tuple(picked["A"][:half] + picked["B"][:half]), BETTER_OPTION
+    )
+
+
+OPTIONS = re.compile(r"\n \(A\) (?P<a>.*)\n \(B\) (?P<b>.*)\n")
+
+
+def mirrored(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its options (A) and (B) swapped, in the question and the labels."""
+    question = OPTIONS.sub(
+        lambda found: f"\n (A) {found['b']}\n (B) {found['a']}\n", row["question"], count=1
+    )
+    assert question != row["question"], "a political typology row without (A)/(B) lines"
+    return {
+        **row,
+        "question": question,
+        "answer_matching_behavior": row["answer_not_matching_behavior"],
+        "answer_not_matching_behavior": row["answer_matching_behavior"],
+    }
 
 
 class Reference:
