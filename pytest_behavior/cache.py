@@ -347,6 +347,9 @@ class StoredEntry:
     # hash of the request, so an entry that does not record it cannot say.
     model: str | None = None
     revision: str | None = None
+    # Not an answer but the plugin's own record beside them ("checkpoint",
+    # "scoring-method": checkpoint.py), or None for an answer.
+    record: str | None = None
 
 
 class CacheReadError(Exception):
@@ -448,11 +451,12 @@ def _entry(directory: Path, row: tuple[Any, ...]) -> StoredEntry:
             f"entry {key[:16]} is unreadable or not a pytest-behavior answer ({error})",
             "foreign" if foreign else "corrupt",
         ) from None
-    model, revision = data.get("model"), data.get("revision")
+    model, revision, record = data.get("model"), data.get("revision"), data.get("record")
     return StoredEntry(
         key=key,
         stored_at=float(stored_at),
         size=len(raw),
         model=model if isinstance(model, str) else None,
         revision=revision if isinstance(revision, str) else None,
+        record=record if isinstance(record, str) else None,
     )

@@ -322,4 +322,5 @@ def _stored(cache: RedisCache, client: Any, names: list[bytes]) -> Iterator[Stor
             size=len(raw),
             model=model if isinstance(model, str) else None,
             revision=revision if isinstance(revision, str) else None,
+            record=data["record"] if isinstance(data.get("record"), str) else None,
         )

@@ -102,7 +102,10 @@ def check_checkpoint(
             f"behavior: {model} at {api_base} now serves {description.revision or 'another model'}"
             f" (was {stored.revision or 'unnamed'}): its answers are asked afresh"
         )
-    cache.set_many([(key, CheckpointRecord(description.revision, fresh).to_answer())])
+    cache.set_many(
+        [(key, CheckpointRecord(description.revision, fresh).to_answer())],
+        origins={key: {"model": model, "record": "checkpoint"}},
+    )
     return _outcome(description, fresh, stack, note, probed=True)
 
 

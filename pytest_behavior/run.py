@@ -333,8 +333,10 @@ class BehaviorRun:
     def _record_method(self, model: str, method: str) -> None:
         from pytest_behavior.checkpoint import METHOD_MARK
 
+        key = self._method_key(model)
         self.cache.set_many(
-            [(self._method_key(model), Answer(text=method, finish_reason=METHOD_MARK))]
+            [(key, Answer(text=method, finish_reason=METHOD_MARK))],
+            origins={key: {"model": model, "record": "scoring-method"}},
         )
 
     def _method_from_cache(self, trait: Trait, case: Case, model: str) -> str:
@@ -448,11 +450,13 @@ class BehaviorRun:
         return [replace(first, sample_index=index) for index in range(trait.samples)]
 
     def _request_count(self, trait: Trait, model: str) -> int:
-        from pytest_behavior.prompt_format import method_for
+        method = self._methods.get(model, "")
+        if trait.prompt_format == "chat" and method == "exact":
+            # litellm's tables only where a chat prompt meets an exact endpoint: their
+            # import is most of a cached rerun's time.
+            from pytest_behavior.prompt_format import method_for
 
-        method = method_for(
-            trait.prompt_format, self._methods.get(model, ""), self.capabilities(model)
-        )
+            method = method_for(trait.prompt_format, method, self.capabilities(model))
         sampled = trait.samples > 1 and method != "exact"
         return trait.samples if sampled and self._scoring_mode(trait) != "exact" else 1
 

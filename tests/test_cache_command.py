@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 import sqlite3
 import subprocess
 import sys
@@ -36,7 +37,8 @@ def default_cache(pytester: pytest.Pytester) -> Path:
 
 
 def entry_count(directory: Path) -> int:
-    return sum(1 for _ in iter_entries(directory))
+    """The answers in the folder (not the plugin's checkpoint records beside them)."""
+    return sum(1 for entry in iter_entries(directory) if entry.record is None)
 
 
 def backdate(directory: Path, days: float) -> None:
@@ -73,8 +75,10 @@ def test_info_counts_what_the_server_was_asked(
     today = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d")
     assert lines[2].startswith(f"stored:   {today} ")
     assert lines[3] == "per model:"
-    assert lines[4] == f"  openai/test-model  {COUNT}"
-    del lines[3]
+    # The revision is the checkpoint the endpoint served: its listing and fingerprint.
+    assert re.fullmatch(rf"  openai/test-model @ fp:[0-9a-f]{{12}}  {COUNT}", lines[4])
+    assert lines[5].startswith("records:  1 (checkpoint fingerprints and scoring-method choices")
+    del lines[3], lines[4]
     assert lines[4] == (
         "pytest --cache-clear does NOT touch this folder: it lies outside .pytest_cache."
     )
@@ -143,7 +147,11 @@ def test_prune_by_model_removes_only_that_models_answers(
     run_suite(model="openai/b")
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
-    assert f"per model:\n  openai/a  {COUNT}\n  openai/b  {COUNT}\n" in out
+    assert re.search(
+        rf"per model:\n  openai/a @ fp:[0-9a-f]{{12}}  {COUNT}\n"
+        rf"  openai/b @ fp:[0-9a-f]{{12}}  {COUNT}\n",
+        out,
+    ), out
 
     assert main(["cache", "prune", "--model", "openai/a"]) == 0
     assert capsys.readouterr().out.startswith(f"removed {COUNT} of {2 * COUNT} entries")

@@ -18,7 +18,7 @@ import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -105,6 +105,15 @@ class Store:
     name: str
     delete: Callable[[Sequence[str]], None]
     location: CacheLocation | None = None  # None: a Redis URL
+    # The plugin's own records beside the answers (checkpoint fingerprints, scoring-method
+    # choices): not counted as entries; removed with their model's answers, or by clear.
+    records: tuple[StoredEntry, ...] = ()
+
+
+def _answers_apart(store: Store, entries: list[StoredEntry]) -> tuple[Store, list[StoredEntry]]:
+    records = tuple(entry for entry in entries if entry.record is not None)
+    answers = [entry for entry in entries if entry.record is None]
+    return replace(store, records=records), answers
 
 
 def run(arguments: argparse.Namespace) -> int:
@@ -120,11 +129,11 @@ def run(arguments: argparse.Namespace) -> int:
     }[arguments.action]
     if url is not None:
         store, entries = _redis_store(url)
-        return action(store, entries, arguments)
+        return action(*_answers_apart(store, entries), arguments)
     location = locate_cache(arguments.dir, start=Path.cwd())
     directory = location.directory
     store = Store(str(directory), lambda keys: _delete(directory, keys), location)
-    return action(store, _entries(directory, arguments.action), arguments)
+    return action(*_answers_apart(store, _entries(directory, arguments.action)), arguments)
 
 
 def _redis_store(url: str) -> tuple[Store, list[StoredEntry]]:
@@ -207,6 +216,11 @@ def _info(store: Store, entries: list[StoredEntry], _: argparse.Namespace) -> in
     if entries:
         lines.append(f"stored:   {_stored_range(entries)}")
         lines += _model_lines(entries)
+    if store.records:
+        lines.append(
+            f"records:  {len(store.records)} (checkpoint fingerprints and scoring-method "
+            "choices; a run asks again for what is removed)"
+        )
     where = _dir_option(location) if location is not None else f" --url {store.name}"
     lines += [
         f"pytest --cache-clear does NOT touch this {'folder' if location else 'cache'}: it "
@@ -254,10 +268,15 @@ def _prune(store: Store, entries: list[StoredEntry], arguments: argparse.Namespa
     if not chosen:
         print(f"nothing to prune in {directory}: no entry {criteria} ({len(entries)} entries)")
         return 0
+    if model is not None and not arguments.dry_run:
+        # The model's checkpoint records go with its answers: a run checks it afresh.
+        store.delete([record.key for record in store.records if record.model == model])
     return _remove(store, chosen, len(entries), dry_run=arguments.dry_run, what=criteria)
 
 
 def _clear(store: Store, entries: list[StoredEntry], _: argparse.Namespace) -> int:
+    if store.records:
+        store.delete([record.key for record in store.records])
     if not entries:
         print(f"{store.name} holds no entries; nothing to remove")
         return 0
