@@ -29,7 +29,7 @@ from pytest_behavior.local.exact import (
 )
 from pytest_behavior.local.model import LocalEndpoint, LocalModelServer, serving_slots
 from pytest_behavior.progress import FetchCounts
-from pytest_behavior.retrying import is_transient
+from pytest_behavior.retrying import is_refused_connection, is_transient
 from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
 
 GEMMA = "local/gemma-3-270m"
@@ -136,13 +136,15 @@ def test_a_bad_request_is_not_retried(scripted: ScriptedServer) -> None:
     assert raised.value.status_code == 400 and not is_transient(raised.value)
 
 
-def test_a_refused_connection_counts_as_one(scripted: ScriptedServer) -> None:
+def test_a_refused_connection_stops_at_once(scripted: ScriptedServer) -> None:
     base = scripted.api_base
     scripted.shutdown()
     scripted.server_close()
     with pytest.raises(APIConnectionError) as raised:
         ask(base, exact_request("Q?", " Yes", " No"))
-    assert is_transient(raised.value)
+    # Nothing listens: no retry can help, and the run says so at once (retrying.py).
+    assert is_refused_connection(raised.value)
+    assert not is_transient(raised.value)
 
 
 def test_the_timeout_covers_the_request(scripted: ScriptedServer) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,11 @@ def redis_with_password(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 def stored_keys(redis_server: RedisServer) -> list[bytes]:
+    """The answers' keys (not the plugin's checkpoint records beside them)."""
     client = redis_server.client()
     try:
-        return sorted(client.scan_iter(match=KEY_PREFIX + "*"))
+        keys = sorted(client.scan_iter(match=KEY_PREFIX + "*"))
+        return [key for key in keys if "record" not in json.loads(client.get(key) or b"{}")]
     finally:
         client.close()
 
@@ -101,7 +104,7 @@ def test_values_are_json_answers_with_their_origin(
         assert isinstance(value["stored"], float)
         Answer.from_dict(value)  # plain data an answer is made from, never a pickle
     # What `cache info` on a URL would list: the same rows a folder gives.
-    entries = list(iter_redis_entries(redis_server.url))
+    entries = [entry for entry in iter_redis_entries(redis_server.url) if entry.record is None]
     assert sorted(entry.key for entry in entries) == sorted(
         key.decode()[len(KEY_PREFIX) :] for key in stored_keys(redis_server)
     )
@@ -405,7 +408,9 @@ def test_cache_command_reads_and_prunes_a_redis_cache(
     info = capsys.readouterr().out
     masked = f"redis://:***@127.0.0.1:{redis_with_password.port}/0"
     assert f"redis:    {masked}" in info and "entries:  8," in info
-    assert "openai/new  4" in info and "openai/old  4" in info
+    # Each model's revision is the checkpoint its endpoint served (listing + fingerprint).
+    assert re.search(r"openai/new @ fp:[0-9a-f]{12}  4", info), info
+    assert re.search(r"openai/old @ fp:[0-9a-f]{12}  4", info), info
     assert PASSWORD not in info
     assert main(["cache", "prune", "--url", url, "--model", "openai/old"]) == 0
     assert "removed 4 of 8 entries (of model openai/old)" in capsys.readouterr().out
