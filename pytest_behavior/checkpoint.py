@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pytest_behavior.revision import MAX_LISTING_BYTES, served_id
+from pytest_behavior.revision import MAX_LISTING_BYTES, listed_entry, served_id
 from pytest_behavior.values import Answer
 
 # The probe: a fixed question whose first generated token is spread over several
@@ -196,17 +196,6 @@ def describe(
     except ProbeFailed:
         pass
     return description_of(entry, props)
-
-
-def listed_entry(listing: Any, name: str) -> Mapping[str, Any] | None:
-    """The ``/v1/models`` entry of ``name``: the one with its served id, or the only one."""
-    data = listing.get("data") if isinstance(listing, Mapping) else None
-    if not isinstance(data, list):
-        return None
-    entries = [entry for entry in data if isinstance(entry, Mapping)]
-    wanted = served_id(name)
-    matches = [entry for entry in entries if entry.get("id") == wanted]
-    return matches[0] if matches else entries[0] if len(entries) == 1 else None
 
 
 def description_of(entry: Mapping[str, Any] | None, props: Mapping[str, Any] | None) -> Description:

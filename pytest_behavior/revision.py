@@ -100,19 +100,24 @@ def served_revision(
     return outcome[0] if outcome else None
 
 
-def reported_revision(listing: Any, name: str) -> str | None:
-    """The revision a ``/models`` listing reports for ``name``: its ``root``, or None.
-
-    A ``root`` equal to the entry's id says nothing the name did not (vLLM serving
-    a path under no other name), so that is None too.
-    """
+def listed_entry(listing: Any, name: str) -> Mapping[str, Any] | None:
+    """The ``/v1/models`` entry of ``name``: the one with its served id, or the only one."""
     data = listing.get("data") if isinstance(listing, Mapping) else None
     if not isinstance(data, list):
         return None
     entries = [entry for entry in data if isinstance(entry, Mapping)]
     wanted = served_id(name)
     matches = [entry for entry in entries if entry.get("id") == wanted]
-    entry = matches[0] if matches else entries[0] if len(entries) == 1 else None
+    return matches[0] if matches else entries[0] if len(entries) == 1 else None
+
+
+def reported_revision(listing: Any, name: str) -> str | None:
+    """The revision a ``/models`` listing reports for ``name``: its ``root``, or None.
+
+    A ``root`` equal to the entry's id says nothing the name did not (vLLM serving
+    a path under no other name), so that is None too.
+    """
+    entry = listed_entry(listing, name)
     if entry is None:
         return None
     root = entry.get("root")
