@@ -181,7 +181,11 @@ class CountingProxy:
 
             def _forward(self, body: bytes) -> None:
                 connection = http.client.HTTPConnection(
-                    "127.0.0.1", proxy.upstream_port, timeout=600
+                    # No timeout of its own: the plugin's request timeout bounds the
+                    # client, and the fixture's stop closes the upstream socket.
+                    "127.0.0.1",
+                    proxy.upstream_port,
+                    timeout=None,
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 connection.request(self.command, self.path, body=body or None, headers=headers)

@@ -82,7 +82,9 @@ def run(pytester: pytest.Pytester, proxy: CountingProxy, *args: str) -> SuiteRun
         f"--behavior-model={MODEL}",
         f"--behavior-api-base={proxy.api_base}",
         f"--behavior-report-json={report}",
-        "--behavior-request-timeout=300",
+        # The server has one slot: one request at a time, so the plugin's own request
+        # timeout measures service, never a wait in the server's queue.
+        "--behavior-concurrency=1",
         "-p",
         "no:randomly",
         *args,

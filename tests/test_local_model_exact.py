@@ -30,6 +30,7 @@ from pytest_behavior.local.exact import (
 from pytest_behavior.local.model import LocalEndpoint, LocalModelServer, serving_slots
 from pytest_behavior.progress import FetchCounts
 from pytest_behavior.retrying import is_refused_connection, is_transient
+from pytest_behavior.settings import OPTIONS
 from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
 
 GEMMA = "local/gemma-3-270m"
@@ -226,7 +227,9 @@ def post(endpoint: LocalEndpoint, path: str, body: dict[str, Any]) -> dict[str, 
     from urllib.parse import urlsplit
 
     address = urlsplit(endpoint.api_base)
-    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=300)
+    # The plugin's own default request timeout, as a run would give this request.
+    default = next(option.default for option in OPTIONS if option.field == "request_timeout")
+    connection = http.client.HTTPConnection(address.hostname, address.port, timeout=default)
     try:
         connection.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
         reply = connection.getresponse()
