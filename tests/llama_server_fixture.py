@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from redis_fixture import free_port
+from redis_fixture import free_port, wait_for_line
 
 REQUIRE = "PYTEST_BEHAVIOR_REQUIRE_LLAMA_SERVER"
 BINARY_VARIABLE = "PYTEST_BEHAVIOR_LLAMA_SERVER"
@@ -118,27 +118,8 @@ class LlamaServer:
 
     def _wait_ready(self) -> None:
         """Read the log until the server says it listens (the event), or it exits."""
-        assert self._process is not None and self._process.stdout is not None
-        output, log = self._process.stdout, self.log.open("ab")
-        seen = b""
-        for line in iter(output.readline, b""):
-            log.write(line)
-            seen += line[-500:]
-            if READY_LINE in line:
-                break
-        else:
-            log.close()
-            self._process.wait()
-            raise RuntimeError(
-                f"llama-server exited at start:\n{seen.decode(errors='replace')[-3000:]}"
-            )
-
-        def copy_the_rest() -> None:
-            with log:
-                for rest in iter(output.readline, b""):
-                    log.write(rest)
-
-        threading.Thread(target=copy_the_rest, daemon=True).start()
+        assert self._process is not None
+        wait_for_line(self._process, self.log, READY_LINE, "llama-server")
 
     def stop(self) -> None:
         if self._process is not None:

@@ -44,6 +44,33 @@ def redis_missing() -> str | None:
     return None
 
 
+def wait_for_line(
+    process: subprocess.Popen[bytes], log_path: Path, ready: bytes, name: str
+) -> None:
+    """Copy ``process``'s output to ``log_path`` until a line holds ``ready`` (the event a
+    test waits on, never a sleep), then keep copying in the background. Raises
+    RuntimeError with the end of the output when the process exits before saying it."""
+    assert process.stdout is not None
+    output, log = process.stdout, log_path.open("ab")
+    seen = b""
+    for line in iter(output.readline, b""):
+        log.write(line)
+        seen = (seen + line)[-3000:]
+        if ready in line:
+            break
+    else:
+        log.close()
+        process.wait()
+        raise RuntimeError(f"{name} exited at start:\n{seen.decode(errors='replace')}")
+
+    def copy_the_rest() -> None:
+        with log:
+            for rest in iter(output.readline, b""):
+                log.write(rest)
+
+    threading.Thread(target=copy_the_rest, daemon=True).start()
+
+
 class RedisServer:
     """One redis-server process; ``stop`` and ``start`` again keep its port."""
 
@@ -81,26 +108,8 @@ class RedisServer:
     def _wait_ready(self) -> None:
         """Read the server's log until it says it accepts connections (the event), or
         ends (it exited); then keep copying the log to redis.log."""
-        assert self._process is not None and self._process.stdout is not None
-        output, log = self._process.stdout, (self.directory / "redis.log").open("ab")
-        seen = b""
-        for line in iter(output.readline, b""):
-            log.write(line)
-            seen += line
-            if READY_LINE in line:
-                break
-        else:
-            log.close()
-            self._process.wait()
-            text = seen.decode(errors="replace")
-            raise RuntimeError(f"redis-server exited at start:\n{text[-2000:]}")
-
-        def copy_the_rest() -> None:
-            with log:
-                for rest in iter(output.readline, b""):
-                    log.write(rest)
-
-        threading.Thread(target=copy_the_rest, daemon=True).start()
+        assert self._process is not None
+        wait_for_line(self._process, self.directory / "redis.log", READY_LINE, "redis-server")
 
     def stop(self) -> None:
         """Kill it (as a crash or an outage would) and wait until it is gone."""
