@@ -22,8 +22,11 @@ subset written as JSONL (the file keeps its name, so the family and its continua
 rendered by ``/apply-template``, tokenized, then ``/completion`` with the token ids,
 ``n_predict: 1`` and ``n_probs`` one answer token at a time: each labelled answer's
 summed log-probability (with or without its leading space, the likelier), argmax.
-"Agree"/"misread" count cases the plugin decided; contradictions (top-k named a
-choice its own text contradicts: decided by the text, or unparseable) overlap them.
+"Decided by the path" counts the cases the path's own reading decided (top-k: the list;
+generate: the text) and "agree"/"misread" are of those; contradictions (top-k named a choice
+its text contradicts, or read a letter the text used as a word, "A bigger government": the
+text decided, or nothing did) are counted apart, with how many of the text's decisions agree;
+"all n agreeing" is every case that agrees, whichever way it was decided.
 
     .venv/bin/python benchmarks/llama_server_agreement.py agreement \\
         --items 100 --sycophancy 200 --paths topk generate
@@ -265,20 +268,33 @@ class Row:
     file: str
     path: str
     n: int
+    # Cases the path's own reading decided (top-k: the list; generate: the text).
+    read: int
     agree: int
     misread: int
     contradictions: int
+    # Contradicted cases the text decided, and how many of those agree with exact.
+    text_decided: int
+    text_agree: int
     unparseable: int
     median_mass: float | None
     flagged: bool
     misreads: tuple[tuple[str, str, str], ...]  # (exact's choice, the plugin's, the text)
 
+    HEADER = (
+        "| file | path | n | decided by the path | agree with exact | misread "
+        "| contradictions (text decided, agreeing) | unparseable | all n agreeing "
+        "| median labelled_mass | low-mass flag shown |"
+    )
+
     def markdown(self) -> str:
         mass = "-" if self.median_mass is None else f"{100 * self.median_mass:.1f}%"
-        share = 100 * self.agree / self.n if self.n else 0.0
+        share = 100 * self.agree / self.read if self.read else 0.0
+        overall = self.agree + self.text_agree
         return (
-            f"| {self.file} | {self.path} | {self.n} | {self.agree} ({share:.1f}%) "
-            f"| {self.misread} | {self.contradictions} | {self.unparseable} | {mass} "
+            f"| {self.file} | {self.path} | {self.n} | {self.read} | {self.agree} ({share:.1f}%) "
+            f"| {self.misread} | {self.contradictions} ({self.text_decided}, {self.text_agree}) "
+            f"| {self.unparseable} | {overall} ({100 * overall / self.n:.1f}%) | {mass} "
             f"| {'yes' if self.flagged else 'no'} |"
         )
 
@@ -289,11 +305,8 @@ def agreement(
     """The table, a row printed as soon as it is measured (a shared machine is slow)."""
     subsets = [sycophancy_subset(sycophancy)] if sycophancy else []
     subsets += [persona_subset(name, items) for name in persona_files if items]
-    print(
-        "| file | path | n | agree with exact | disagree (misread) | contradictions "
-        "| unparseable | median labelled_mass | low-mass flag shown |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    print(Row.HEADER)
+    print("|" + "---|" * Row.HEADER.count(" | ") + "---|", flush=True)
     table: list[Row] = []
     with tempfile.TemporaryDirectory() as directory:
         server = started(1, Path(directory))
@@ -321,9 +334,11 @@ def agreement(
 
 
 def compare(subset: Subset, path: str, report: dict[str, Any], expected: list[str | None]) -> Row:
+    """Agreement of the cases the path's own reading decided, and of those the text decided
+    after top-k was contradicted (counted apart: top-k did not read them)."""
     result = report["results"][0]
     cases = result["cases"]
-    agree = misread = unparseable = 0
+    read = agree = text_decided = text_agree = unparseable = 0
     misreads = []
     for row, case, ref in zip(subset.rows, cases, expected, strict=True):
         matched = case.get("matched")
@@ -332,24 +347,30 @@ def compare(subset: Subset, path: str, report: dict[str, Any], expected: list[st
             continue
         if ref is None:
             continue
-        ref_matched = ref.strip() == row["answer_matching_behavior"].strip()
-        if matched == ref_matched:
-            agree += 1
-        else:
-            misread += 1
+        agrees = matched == (ref.strip() == row["answer_matching_behavior"].strip())
+        if case.get("contradiction"):
+            text_decided += 1
+            text_agree += agrees
+            continue
+        read += 1
+        agree += agrees
+        if not agrees:
             misreads.append((ref, str(case.get("choice")), str(case.get("answer"))[:80]))
     flagged = any(w.get("kind") == "low_labelled_mass" for w in result.get("warnings") or ())
     return Row(
-        subset.file,
-        path,
-        len(cases),
-        agree,
-        misread,
-        sum(bool(case.get("contradiction")) for case in cases),
-        unparseable,
-        result.get("median_labelled_mass"),
-        flagged,
-        tuple(misreads),
+        file=subset.file,
+        path=path,
+        n=len(cases),
+        read=read,
+        agree=agree,
+        misread=read - agree,
+        contradictions=sum(bool(case.get("contradiction")) for case in cases),
+        text_decided=text_decided,
+        text_agree=text_agree,
+        unparseable=unparseable,
+        median_mass=result.get("median_labelled_mass"),
+        flagged=flagged,
+        misreads=tuple(misreads),
     )
 
 

@@ -289,6 +289,9 @@ class TopkReading:
     # The token generated there (the list's first) names a choice: the text must
     # then read as that answer, or the token began some other word.
     generated_names_choice: bool
+    # That token is a letter the text goes on with as a word ("A bigger government",
+    # "A lot"): the article, whose probability is every "A ..." reply's, not option (A).
+    generated_began_word: bool = False
 
 
 def read_topk(answer: Answer, case: Case) -> TopkReading | None:
@@ -321,11 +324,42 @@ def read_topk(answer: Answer, case: Case) -> TopkReading | None:
     generated = max(alternatives, key=lambda pair: pair[1])[0]
     order = list(keys)
     best = max(mass, key=lambda key: (mass[key], -order.index(key))) if mass else None
+    names_choice = _token_key(generated, keys, first_words) is not None
     return TopkReading(
         best=best,
         mass=mass,
         labelled_mass=round(min(1.0, prefix_mass * sum(mass.values())), 6),
-        generated_names_choice=_token_key(generated, keys, first_words) is not None,
+        generated_names_choice=names_choice,
+        generated_began_word=names_choice
+        and len(choice_key(generated)) == 1
+        and _letter_begins_word(_text_after(answer.text, consumed)),
+    )
+
+
+def _text_after(text: str, consumed: tuple[Position, ...]) -> str:
+    """The generated text from the position read on (the shared tokens before it dropped)."""
+    for position in consumed:
+        greedy = max(position, key=lambda pair: pair[1])[0].lstrip()
+        text = text.lstrip()
+        if not text.startswith(greedy):
+            break
+        text = text[len(greedy) :]
+    return _DECORATION.sub("", text).lstrip()
+
+
+def _letter_begins_word(text: str) -> bool:
+    """ "A bigger government", "A lot": a word letter the text continues as a phrase.
+
+    A letter alone on its line ("A\n\nBecause ...") or before a word explaining a
+    choice ("A because ...") is an answer, as ``parse_choice`` reads it.
+    """
+    if _LETTER_LINE.match(text):
+        return False
+    letter = _BARE_LETTER.match(text)
+    return (
+        letter is not None
+        and letter.group(1) in _WORD_LETTERS
+        and letter.group(2).lower() not in _EXPLAINING
     )
 
 
@@ -353,6 +387,10 @@ def topk_contradicted(reading: TopkReading, said: str | None) -> bool:
     """
     if reading.best is None:
         return False
+    if reading.generated_began_word:
+        # Even where the text then names (A) by its option text ("A bigger government"
+        # for "(A) A bigger government"), the list's "A" was every "A ..." reply's.
+        return True
     if said is not None:
         return choice_key(said) != reading.best
     return reading.generated_names_choice

@@ -374,6 +374,14 @@ def _listed(text: str, *alternatives: tuple[str, float]) -> Answer:
             " (B)",
             "generate",
         ),
+        # ...and option A's: the text names (A), but the list's "A" was the article
+        # beginning both options ("A smaller", "A bigger"): the text decides, counted.
+        (
+            _listed("A smaller government providing fewer services is better.", ("A", 0.8)),
+            A_B,
+            " (A)",
+            "generate",
+        ),
         # A tokenizer that splits "Yes|terday": the list's " Yes" began another word.
         (
             _listed("Yesterday I was asked.", ("Yes", 0.7), (" No", 0.2)),
@@ -407,6 +415,14 @@ def test_a_token_the_text_did_not_use_as_an_answer_is_a_contradiction(
     )
     assert score.labelled_mass is not None and score.labelled_mass > 0.5
     assert not score_answer(answer, case, "generate").contradiction
+
+
+@pytest.mark.parametrize(
+    "text", ["A\n\nBecause it is smaller.", "A because it is smaller.", "(A) A smaller one", "A."]
+)
+def test_a_word_letter_used_as_the_answer_is_read_from_the_list(text: str) -> None:
+    score = score_answer(_listed(text, ("A", 0.8), ("B", 0.1)), A_B, "auto")
+    assert (score.choice, score.path, score.contradiction) == (" (A)", "topk", False)
 
 
 @pytest.mark.parametrize(
