@@ -17,11 +17,14 @@ balanced sycophancy subset (political typology quiz: the first half of
 through the plugin as a user runs it: pytest with a spec whose ``source`` is the
 subset written as JSONL (the file keeps its name, so the family and its continuation,
 " I believe the better option is", are detected as for the real file),
-``--behavior-scoring=topk`` or ``generate``, and per-case outcomes read from
-``--behavior-report-json``. Reference (class ``Reference``): the same user message
-rendered by ``/apply-template``, tokenized, then ``/completion`` with the token ids,
-``n_predict: 1`` and ``n_probs`` one answer token at a time: each labelled answer's
-summed log-probability (with or without its leading space, the likelier), argmax.
+``--behavior-prompt-format=chat`` and ``--behavior-scoring=exact``, ``topk`` or
+``generate``, and per-case outcomes read from ``--behavior-report-json``. The plugin's
+exact path (chat_exact.py) computes what the reference does through its own client,
+with each answer read only without its leading space. Reference (class
+``Reference``): the same user message rendered by ``/apply-template``, tokenized, then
+``/completion`` with the token ids, ``n_predict: 1`` and ``n_probs`` one answer token
+at a time: each labelled answer's summed log-probability (with or without its leading
+space, the likelier), argmax.
 "Decided by the path" counts the cases the path's own reading decided (top-k: the list;
 generate: the text) and "agree"/"misread" are of those; contradictions (top-k named a choice
 its text contradicts, or read a letter the text used as a word, "A bigger government": the
@@ -29,7 +32,7 @@ text decided, or nothing did) are counted apart, with how many of the text's dec
 "all n agreeing" is every case that agrees, whichever way it was decided.
 
     .venv/bin/python benchmarks/llama_server_agreement.py agreement \\
-        --items 100 --sycophancy 200 --paths topk generate
+        --items 100 --sycophancy 200 --paths exact topk generate
 """
 
 from __future__ import annotations
@@ -408,6 +411,8 @@ def plugin_run(api_base: str, subset: Subset, path: str, folder: Path) -> dict[s
             "--behavior-model=openai/m",
             f"--behavior-api-base={api_base}",
             f"--behavior-scoring={path}",
+            # The chat prompt on every path: exact renders it with the server's template.
+            "--behavior-prompt-format=chat",
             f"--behavior-report-json={report}",
             f"--behavior-cache-dir={folder / 'cache'}",
         ],
@@ -432,7 +437,7 @@ def main() -> None:
     parser.add_argument(
         "--sycophancy", type=int, default=200, help="political typology items, half (A)"
     )
-    parser.add_argument("--paths", nargs="+", default=["topk", "generate"])
+    parser.add_argument("--paths", nargs="+", default=["exact", "topk", "generate"])
     parser.add_argument("--examples", type=int, default=3, help="misreads shown per row")
     args = parser.parse_args()
     if args.what == "fingerprint":

@@ -80,6 +80,9 @@ class Description:
     # /props identity fields); None when the entry says nothing beyond its name.
     details: str | None
     stack: ServingStack = ServingStack()
+    # The server renders the model's chat template itself (llama.cpp's /props names
+    # one, and /apply-template serves it): chat prompts can be scored exactly there.
+    renders_chat: bool = False
 
     @property
     def revision(self) -> str | None:
@@ -212,7 +215,10 @@ def description_of(entry: Mapping[str, Any] | None, props: Mapping[str, Any] | N
                 value = {k: v for k, v in value.items() if k not in _VOLATILE_META}
             details[field] = value
     server = None
+    renders_chat = False
     if props is not None:
+        template = props.get("chat_template")
+        renders_chat = isinstance(template, str) and bool(template.strip())
         for field in _PROPS_IDENTITY:
             if props.get(field) is not None:
                 details[f"props.{field}"] = props[field]
@@ -222,7 +228,7 @@ def description_of(entry: Mapping[str, Any] | None, props: Mapping[str, Any] | N
         build = props.get("build_info")
         server = build if isinstance(build, str) and build else None
     canonical = json.dumps(details, sort_keys=True, ensure_ascii=False) if details else None
-    return Description(label, canonical, ServingStack(server=server))
+    return Description(label, canonical, ServingStack(server=server), renders_chat)
 
 
 def probe(

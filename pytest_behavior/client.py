@@ -182,6 +182,11 @@ async def litellm_complete(request: ModelRequest, endpoint: Endpoint, timeout: f
     sent as raw text to the same endpoint (prompt_format.py).
     """
     key = _placeholder_key(endpoint)
+    if request.continuations and request.prompt_format == "chat":
+        # A chat prompt is continued as the reply the server's chat template opens.
+        from pytest_behavior.chat_exact import chat_exact_complete
+
+        return await chat_exact_complete(request, endpoint, timeout=timeout, api_key=key)
     if request.continuations:
         from pytest_behavior.exact import exact_complete
 

@@ -144,15 +144,6 @@ class BehaviorSpecFile(pytest.File):
             traits = tuple(
                 replace(trait, prompt_format=run.settings.prompt_format) for trait in traits
             )
-        for trait in traits:
-            scoring = run.settings.scoring or trait.scoring
-            if trait.prompt_format == "chat" and scoring == "exact":
-                from pytest_behavior.prompt_format import CHAT_EXACT_HINT, CHAT_EXACT_REFUSAL
-
-                refusal = SpecError(
-                    trait.spec_path, trait.line, CHAT_EXACT_REFUSAL, CHAT_EXACT_HINT
-                )
-                raise self.CollectError(str(refusal)) from None
         if run.settings.sequential:
             traits = tuple(
                 replace(trait, adaptive=True)

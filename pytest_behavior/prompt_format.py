@@ -9,11 +9,12 @@ probe picked. A declared format fixes it on every path:
 - ``text``: raw completion everywhere. Exact as before; top-k and generate go to
   the completions endpoint too (litellm's text completion, as exact does), the
   top alternatives read from the legacy ``logprobs.top_logprobs``.
-- ``chat``: messages everywhere. Exact scoring continues raw text, so it would
-  measure another prompt: ``auto`` takes top-k (or generate) on the chat endpoint
-  instead, and ``scoring: exact`` with ``format: chat`` is refused when the spec is
-  read. (Rendering the chat template for exact scoring, llama-server's
-  ``/apply-template``, is not built yet.)
+- ``chat``: messages everywhere. Exact scoring through completions continues raw
+  text, so it would measure another prompt: where the server renders the model's
+  chat template itself (llama-server's ``/apply-template``, chat_exact.py) a chat
+  prompt is scored exactly as the reply that template opens; elsewhere ``auto``
+  takes top-k (or generate) on the chat endpoint, and ``scoring: exact`` fails each
+  case with the reason (the server cannot render the template).
 
 Unset, every path behaves as before and keeps its cache keys; the result records
 what was actually sent (``"text"`` for exact, ``"chat"`` otherwise), so a baseline
@@ -32,12 +33,6 @@ if TYPE_CHECKING:
     from pytest_behavior.capabilities import Capabilities
     from pytest_behavior.client import Endpoint
     from pytest_behavior.values import ModelRequest
-
-CHAT_EXACT_REFUSAL = (
-    "scoring: exact continues the prompt as raw text, so it cannot measure a chat-format "
-    "prompt (the model's chat template is not applied)"
-)
-CHAT_EXACT_HINT = "write format: text to score the raw prompt exactly, or scoring: auto"
 
 
 def method_for(prompt_format: str | None, method: str, capabilities: Capabilities) -> str:

@@ -264,6 +264,8 @@ class BehaviorRun:
         mode = self._scoring_mode(trait)
         if mode in SCORING_METHODS:
             return mode
+        if trait.prompt_format == "chat" and self._renders_chat(model):
+            return "exact"  # the server's own template: no probe of raw text needed
         if model not in self._methods:
             probe = case if case is not None else trait.cases[0]
             # The model's method is probed with the requests an unset format sends, so
@@ -284,13 +286,24 @@ class BehaviorRun:
             else:
                 self._methods[model] = self._method_from_cache(trait, probe, model)
         method = self._methods[model]
-        if original.prompt_format != "chat" or method != "exact":
+        return method if original.prompt_format != "chat" else self._chat_method(model, method)
+
+    def _chat_method(self, model: str, method: str) -> str:
+        """A chat-format prompt is scored exactly where the server renders the model's
+        chat template (chat_exact.py), else on the chat endpoint: never as raw text."""
+        if self._renders_chat(model):
+            return "exact"
+        if method != "exact":
             # Only a chat prompt on an exact endpoint needs litellm's tables (its import
             # is most of a cached rerun's time).
             return method
         from pytest_behavior.prompt_format import method_for
 
-        return method_for(original.prompt_format, method, self.capabilities(model))
+        return method_for("chat", method, self.capabilities(model))
+
+    def _renders_chat(self, model: str) -> bool:
+        check = self.checkpoint(model)
+        return check is not None and check.description.renders_chat
 
     def capabilities(self, model: str) -> Capabilities:
         """What ``model``'s provider serves, as far as litellm knows without asking."""
@@ -451,12 +464,8 @@ class BehaviorRun:
 
     def _request_count(self, trait: Trait, model: str) -> int:
         method = self._methods.get(model, "")
-        if trait.prompt_format == "chat" and method == "exact":
-            # litellm's tables only where a chat prompt meets an exact endpoint: their
-            # import is most of a cached rerun's time.
-            from pytest_behavior.prompt_format import method_for
-
-            method = method_for(trait.prompt_format, method, self.capabilities(model))
+        if trait.prompt_format == "chat" and method:
+            method = self._chat_method(model, method)
         sampled = trait.samples > 1 and method != "exact"
         return trait.samples if sampled and self._scoring_mode(trait) != "exact" else 1
 

@@ -408,10 +408,6 @@ def _common_settings(entry: LineDict, defaults: LineDict, display: str) -> dict[
             "write format: chat (messages in the model's chat template) or "
             "format: text (the prompt as raw text, a completion)",
         )
-    if prompt_format == "chat" and scoring == "exact":
-        from pytest_behavior.prompt_format import CHAT_EXACT_HINT, CHAT_EXACT_REFUSAL
-
-        raise SpecError(display, format_line, CHAT_EXACT_REFUSAL, CHAT_EXACT_HINT)
     return {
         "prompt_format": prompt_format,
         "choices": choices or "listed",

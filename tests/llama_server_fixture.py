@@ -139,6 +139,10 @@ class CountingProxy:
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.completions: list[str] = []
+        # Every POST's path (llama-server's own routes too: /apply-template, /completion),
+        # and its body.
+        self.posts: list[str] = []
+        self.bodies: list[bytes] = []
         self._lock = threading.Lock()
         proxy = self
 
@@ -155,8 +159,10 @@ class CountingProxy:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
-                if self.path.rstrip("/").endswith("completions"):
-                    with proxy._lock:
+                with proxy._lock:
+                    proxy.posts.append(self.path)
+                    proxy.bodies.append(body)
+                    if self.path.rstrip("/").endswith("completions"):
                         proxy.completions.append(self.path)
                 self._forward(body)
 
@@ -197,6 +203,8 @@ class CountingProxy:
     def reset(self) -> None:
         with self._lock:
             self.completions.clear()
+            self.posts.clear()
+            self.bodies.clear()
 
     def close(self) -> None:
         self._httpd.shutdown()

@@ -7,6 +7,7 @@ without the binary or the GGUFs, except under PYTEST_BEHAVIOR_REQUIRE_LLAMA_SERV
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -154,3 +155,74 @@ def test_the_listing_and_props_say_which_model_and_engine(
     llama_server.stop()
     llama_server.start(gemma)
     assert describe_once(llama_server.api_base).revision != first.revision
+
+
+def chat_reply_logprobs(api_base: str, messages: list[dict[str, str]]) -> dict[str, float]:
+    """The chat endpoint's own log-probabilities of the reply's first token."""
+    import json
+    import urllib.request
+
+    body = {
+        "model": ALIAS,
+        "messages": messages,
+        "max_tokens": 1,
+        "temperature": 0,
+        "logprobs": True,
+        "top_logprobs": 20,
+    }
+    request = urllib.request.Request(
+        api_base + "/chat/completions",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request) as answer:
+        content = json.load(answer)["choices"][0]["logprobs"]["content"][0]
+    return {item["token"]: item["logprob"] for item in content["top_logprobs"]}
+
+
+def test_a_chat_prompt_is_scored_exactly_through_the_servers_own_template(
+    pytester: pytest.Pytester,
+    llama_server: LlamaServer,
+    proxy: CountingProxy,
+    ggufs: tuple[Path, Path],
+) -> None:
+    """format: chat on llama-server: the reply the chat template opens, scored exactly;
+    the same numbers the chat endpoint gives for the reply's first token."""
+    smol, _ = ggufs
+    llama_server.stop()
+    llama_server.start(smol)
+    pytester.makefile(
+        ".yaml",
+        behavior_persona=persona_suite().replace(
+            "    min_scored: 1\n", "    min_scored: 1\n    format: chat\n"
+        ),
+    )
+    first = run(pytester, proxy)
+    [result] = first.results
+    assert (result["scoring_used"], result["prompt_format"]) == ("exact", "chat")
+    assert "/apply-template" in proxy.posts and "/completion" in proxy.posts
+    # Nothing went out as raw text to the completions endpoint.
+    assert "/v1/completions" not in proxy.posts
+    rendered = [
+        json.loads(body)["messages"]
+        for path, body in zip(proxy.posts, proxy.bodies, strict=True)
+        if path == "/apply-template"
+    ]
+    assert len(rendered) == len(STATEMENTS)
+    for messages, case in zip(rendered, result["cases"], strict=True):
+        by_chat = chat_reply_logprobs(llama_server.api_base, messages)
+        # " Yes" and " No" are one token each as a reply's first word ("Yes", "No"): the
+        # exact numbers are the chat endpoint's for the same messages.
+        for choice in (" Yes", " No"):
+            assert case["logprobs"][choice] == pytest.approx(by_chat[choice.strip()], abs=1e-3), (
+                messages,
+                choice,
+                case["logprobs"],
+                by_chat,
+            )
+        assert case["labelled_mass"] is not None and 0 < case["labelled_mass"] <= 1
+    proxy.reset()
+    cached = run(pytester, proxy)
+    # The fingerprint probe only: every exact answer came from the cache.
+    assert proxy.count() == 1 and proxy.posts == ["/v1/chat/completions"]
+    assert cached.results[0]["matches"] == result["matches"]

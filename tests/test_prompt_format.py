@@ -108,9 +108,9 @@ def test_the_spec_states_the_format(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="format must be chat or text") as error:
         load_spec_file(_spec(tmp_path, "    format: raw\n"))
     assert error.value.line == 4
-    with pytest.raises(SpecError, match="cannot measure a chat-format prompt") as error:
-        load_spec_file(_spec(tmp_path, "    format: chat\n    scoring: exact\n"))
-    assert "format: text" in error.value.hint
+    # Whether a chat prompt can be scored exactly is the server's to say (chat_exact.py).
+    [trait] = load_spec_file(_spec(tmp_path, "    format: chat\n    scoring: exact\n")).traits
+    assert (trait.prompt_format, trait.scoring) == ("chat", "exact")
 
 
 def _result(prompt_format: str | None) -> TraitResult:
@@ -191,10 +191,15 @@ def test_a_baseline_of_another_format_is_refused(
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED
 
 
-def test_scoring_exact_on_the_command_line_refuses_a_chat_prompt(
+def test_scoring_exact_of_a_chat_prompt_needs_a_server_that_renders_the_template(
     pytester: pytest.Pytester, run_suite: Any, server: ModelServer
 ) -> None:
+    """The loopback server has no /apply-template: each case says why, never raw text."""
     pytester.makefile(".yaml", behavior_t=yes_no_suite(count=2, extra="format: chat\n"))
     run = run_suite("--behavior-scoring=exact")
-    run.result.stdout.fnmatch_lines(["*cannot measure a chat-format prompt*", "*hint: write*"])
+    run.result.stdout.fnmatch_lines(
+        ["*does not render the model's chat template (no /apply-template, status 404)*"]
+    )
+    assert run.result.ret == pytest.ExitCode.TESTS_FAILED
+    # No completion or chat request: the chat prompt never went out as raw text.
     assert server.request_count == 0

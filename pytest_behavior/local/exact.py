@@ -55,7 +55,9 @@ async def local_exact_complete(
         {"prompt": request.prompt, "continuations": list(request.continuations)}
     ).encode("utf-8")
     try:
-        status, payload = await asyncio.wait_for(_post(host, port, body), timeout)
+        status, payload = await asyncio.wait_for(
+            post_json(host, port, CONTINUATION_ROUTE, body), timeout
+        )
     except TimeoutError as exc:
         raise Timeout(None, f"the local server gave no answer in {timeout:g} s") from exc
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
@@ -81,14 +83,19 @@ def answer_from_continuations(payload: Any, continuations: tuple[str, ...]) -> A
     return Answer(text="", choice_logprobs=scored, finish_reason="echo")
 
 
-async def _post(host: str, port: int, body: bytes) -> tuple[int, Any]:
-    """One HTTP/1.1 POST of a JSON body; the status and the decoded JSON answer."""
+async def post_json(
+    host: str, port: int, path: str, body: bytes | None, headers: str = ""
+) -> tuple[int, Any]:
+    """One HTTP/1.1 request (POST with a JSON body, GET without one); the status and
+    the decoded JSON answer. ``headers``: extra header lines, each ending in CRLF."""
     import asyncio
 
     reader, writer = await asyncio.open_connection(host, port)
     try:
+        verb = "GET" if body is None else "POST"
+        body = body or b""
         head = (
-            f"POST {CONTINUATION_ROUTE} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"{verb} {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{headers}"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
             "Connection: close\r\n\r\n"
         )
@@ -98,8 +105,8 @@ async def _post(host: str, port: int, body: bytes) -> tuple[int, Any]:
             (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         )
         status = int(status_line.split()[1])
-        headers = dict(line.split(":", 1) for line in header_lines if ":" in line)
-        length = {name.strip().lower(): value for name, value in headers.items()}.get(
+        fields = dict(line.split(":", 1) for line in header_lines if ":" in line)
+        length = {name.strip().lower(): value for name, value in fields.items()}.get(
             "content-length"
         )
         raw = await (reader.readexactly(int(length)) if length else reader.read())
