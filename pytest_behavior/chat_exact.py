@@ -47,9 +47,6 @@ if TYPE_CHECKING:
 # Most labelled answers are among the 64 likeliest tokens; the rest cost one more step.
 FIRST_PROBS = 64
 FINISH_MARK = "chat-template"
-# The server's vocabulary size, by server root (one listing per server per process).
-_VOCABULARY: dict[str, int] = {}
-_BUILD: dict[str, str | None] = {}
 
 
 class ServerError(LocalServerError):
@@ -65,6 +62,9 @@ class _Session:
     root_path: str
     headers: str
     steps: dict[tuple[int, ...], dict[int, float]] = field(default_factory=dict)
+    # Asked at most once per case: another checkpoint may be served at the same address
+    # by the next case (a swap under one name), with another vocabulary.
+    _vocabulary: int | None = None
 
     async def call(self, path: str, body: dict[str, Any] | None) -> Any:
         data = None if body is None else json.dumps(body).encode("utf-8")
@@ -94,9 +94,10 @@ class _Session:
     async def next_logprobs(self, context: tuple[int, ...], token: int) -> float:
         """log P(token | context), from the likeliest ``FIRST_PROBS``, else the whole list."""
         known = self.steps.get(context)
-        if known is None or token not in known:
-            probs = FIRST_PROBS if known is None else await self.vocabulary()
-            self.steps[context] = known = await self._step(context, probs)
+        if known is None:
+            self.steps[context] = known = await self._step(context, FIRST_PROBS)
+        if token not in known and len(known) < (size := await self.vocabulary()):
+            self.steps[context] = known = await self._step(context, size)
         if token not in known:
             raise ServerError(500, f"token {token} is not in the server's vocabulary listing")
         return known[token]
@@ -123,8 +124,7 @@ class _Session:
             ) from None
 
     async def vocabulary(self) -> int:
-        root = f"{self.host}:{self.port}{self.root_path}"
-        if root not in _VOCABULARY:
+        if self._vocabulary is None:
             listing = await self.call("/v1/models", None)
             sizes = [
                 (entry.get("meta") or {}).get("n_vocab")
@@ -137,17 +137,14 @@ class _Session:
                     f"{UNSUPPORTED}: an answer token is not among the {FIRST_PROBS} likeliest "
                     "and the server's listing does not give its vocabulary size (meta.n_vocab)"
                 )
-            _VOCABULARY[root] = size
-        return _VOCABULARY[root]
+            self._vocabulary = size
+        return self._vocabulary
 
     async def build(self) -> str | None:
         """llama.cpp's build (``/props``), as its chat endpoint's system_fingerprint gives it."""
-        root = f"{self.host}:{self.port}{self.root_path}"
-        if root not in _BUILD:
-            props = await self.call("/props", None)
-            build = props.get("build_info") if isinstance(props, dict) else None
-            _BUILD[root] = build if isinstance(build, str) and build else None
-        return _BUILD[root]
+        props = await self.call("/props", None)
+        build = props.get("build_info") if isinstance(props, dict) else None
+        return build if isinstance(build, str) and build else None
 
 
 def reply_text(continuation: str) -> str:

@@ -62,8 +62,9 @@ METHOD_MARK = "pytest-behavior:scoring-method"
 class ServingStack:
     """What the endpoint says about the engine that serves the model (not the weights).
 
-    ``server``: llama.cpp's ``build_info`` from ``/props``; ``system_fingerprint``: from a
-    completion (llama.cpp and OpenAI report it). None where the endpoint does not say.
+    ``server``: llama.cpp's ``build_info`` from ``/props``, or vLLM's ``/version``;
+    ``system_fingerprint``: from a completion (llama.cpp and OpenAI report it). None where
+    the endpoint does not say. vLLM does not say which dtype it serves.
     """
 
     server: str | None = None
@@ -198,10 +199,24 @@ def describe(
         props = found if isinstance(found, Mapping) else None
     except ProbeFailed:
         pass
-    return description_of(entry, props)
+    engine = None
+    if entry is not None and entry.get("owned_by") == "vllm":
+        # vLLM names its version at /version (its responses carry no system_fingerprint).
+        try:
+            found = _get_json(_server_root(api_base) + "/version", timeout, api_key)
+            version = found.get("version") if isinstance(found, Mapping) else None
+            engine = f"vLLM {version}" if isinstance(version, str) and version else None
+        except ProbeFailed:
+            pass
+    return description_of(entry, props, engine)
 
 
-def description_of(entry: Mapping[str, Any] | None, props: Mapping[str, Any] | None) -> Description:
+def description_of(
+    entry: Mapping[str, Any] | None,
+    props: Mapping[str, Any] | None,
+    engine: str | None = None,
+) -> Description:
+    """``engine``: what serves the model where the endpoint names it apart (vLLM's version)."""
     details: dict[str, Any] = {}
     label = None
     if entry is not None:
@@ -214,7 +229,7 @@ def description_of(entry: Mapping[str, Any] | None, props: Mapping[str, Any] | N
             if field == "meta" and isinstance(value, Mapping):
                 value = {k: v for k, v in value.items() if k not in _VOLATILE_META}
             details[field] = value
-    server = None
+    server = engine
     renders_chat = False
     if props is not None:
         template = props.get("chat_template")

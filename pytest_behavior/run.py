@@ -578,7 +578,7 @@ class BehaviorRun:
             mode=mode or self._score_mode(trait, request.model, case),
             config=self.config,
         )
-        return case_outcome(case, result, score, None)
+        return case_outcome(case, self._with_stack(result, request.model), score, None)
 
     def stop_reason(self, model: str) -> str | None:
         """Why ``model`` is no longer asked: the first xdist worker's reason, else this
@@ -590,6 +590,15 @@ class BehaviorRun:
         return self._client.stops.stopped(model) if self._client is not None else None
 
     # -- what items call ---------------------------------------------------
+
+    def _with_stack(self, answer: Answer, model: str) -> Answer:
+        """The answer with the serving stack its endpoint names apart from its responses
+        (vLLM's /version), where the response itself named none."""
+        if answer.serving_stack is not None:
+            return answer
+        check = self.checkpoints.get(model)
+        server = None if check is None else check.stack.server
+        return answer if server is None else replace(answer, serving_stack=server)
 
     def case_outcome(self, trait: Trait, case: Case, model: str) -> CaseOutcome:
         """A case item's outcome, kept until its trait's verdict item reads it."""

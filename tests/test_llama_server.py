@@ -226,3 +226,67 @@ def test_a_chat_prompt_is_scored_exactly_through_the_servers_own_template(
     # The fingerprint probe only: every exact answer came from the cache.
     assert proxy.count() == 1 and proxy.posts == ["/v1/chat/completions"]
     assert cached.results[0]["matches"] == result["matches"]
+
+
+def test_chat_exact_reads_an_unlikely_answer_over_the_whole_vocabulary(
+    llama_server: LlamaServer, ggufs: tuple[Path, Path]
+) -> None:
+    """A token outside the 64 likeliest is asked again over the whole vocabulary: the
+    sum equals the one computed from full listings at every step."""
+    import asyncio
+    import urllib.request
+
+    from pytest_behavior.chat_exact import FIRST_PROBS, chat_exact_complete
+    from pytest_behavior.client import Endpoint
+    from pytest_behavior.values import ModelRequest
+
+    smol, _ = ggufs
+    llama_server.stop()
+    llama_server.start(smol)
+    root = llama_server.api_base.removesuffix("/v1")
+
+    def post(path: str, body: dict[str, Any]) -> Any:
+        request = urllib.request.Request(
+            root + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        with urllib.request.urlopen(request) as answer:
+            return json.load(answer)
+
+    messages = (("user", "Is the sky blue? Answer yes or no."),)
+    continuations = (" Yes", " Zebra crossing")
+    request = ModelRequest(MODEL, llama_server.api_base, messages, (), continuations=continuations)
+    endpoint = Endpoint(MODEL, llama_server.api_base)
+    answer = asyncio.run(chat_exact_complete(request, endpoint, timeout=300, api_key=None))
+    assert answer.choice_logprobs is not None
+
+    listing = json.load(urllib.request.urlopen(llama_server.api_base + "/models"))
+    vocabulary = listing["data"][0]["meta"]["n_vocab"]
+    rendered = post("/apply-template", {"messages": [{"role": "user", "content": messages[0][1]}]})
+    tokenize = {"add_special": True, "parse_special": True}
+    context = post("/tokenize", {"content": rendered["prompt"], **tokenize})["tokens"]
+    deepest = 0
+    for continuation, scored in zip(continuations, answer.choice_logprobs, strict=True):
+        whole = post(
+            "/tokenize", {"content": rendered["prompt"] + continuation.lstrip(), **tokenize}
+        )
+        tokens = whole["tokens"][len(context) :]
+        total = 0.0
+        for index, token in enumerate(tokens):
+            step = post(
+                "/completion",
+                {
+                    "prompt": context + tokens[:index],
+                    "n_predict": 1,
+                    "n_probs": vocabulary,
+                    "temperature": 0,
+                    "post_sampling_probs": False,
+                },
+            )
+            listed = step["completion_probabilities"][0]["top_logprobs"]
+            ranks = [entry["id"] for entry in listed]
+            total += listed[ranks.index(token)]["logprob"]
+            deepest = max(deepest, ranks.index(token))
+        assert (scored.text, scored.tokens) == (continuation, len(tokens))
+        assert scored.logprob == pytest.approx(total, abs=1e-3)
+    # Some token of the unlikely answer ranked beyond the first listing's 64.
+    assert deepest >= FIRST_PROBS

@@ -3,7 +3,8 @@
 The loopback server plays vLLM (``dialect="vllm"``): completions with ``echo`` and
 ``logprobs`` (each choice also carrying vLLM's ``prompt_logprobs``), chat with the
 ``prompt_logprobs`` extension (a list at the top of the response), ``/v1/models``
-with ``root``. With default settings the plugin scores exactly, one request per case.
+with ``root`` and ``owned_by: "vllm"``, its version at ``/version`` and no
+``system_fingerprint``. With default settings the plugin scores exactly, one request per case.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from provider_runs import FORTY_CASES, check_verdicts, copy_forty_cases, run_wit
 from pytest_behavior.capabilities import provider_capabilities
 from pytest_behavior.testing import ModelServer, Reply, answer_always
 from pytest_behavior.testing.echo import token_id
+from pytest_behavior.testing.protocol import VLLM_VERSION
 
 MODEL = "hosted_vllm/my-finetune"
 
@@ -43,6 +45,9 @@ def test_example_suites_run_with_default_settings(
     for request in vllm_server.requests:
         assert request.body["echo"] is True and request.body["logprobs"] == 1
         assert isinstance(request.body["prompt"], list) and len(request.body["prompt"]) == 2
+    # vLLM's answers carry no system_fingerprint: the engine is named by its /version.
+    assert run.report["serving_stacks"] == {MODEL: f"vLLM {VLLM_VERSION}"}
+    assert {result["serving_stack"] for result in run.results} == {f"vLLM {VLLM_VERSION}"}
 
 
 def test_litellm_leaves_vllm_to_its_first_answer() -> None:

@@ -28,6 +28,8 @@ MAX_TOP_LOGPROBS = 20
 # Chat templates wrap each message in a few tokens of their own.
 TOKENS_PER_MESSAGE = 4
 SYSTEM_FINGERPRINT = "fp_pytest_behavior"
+# What the vLLM dialect answers at /version (real vLLM: its package version).
+VLLM_VERSION = "0.11.0"
 
 
 class ProtocolError(Exception):
@@ -270,12 +272,13 @@ def models_body(model_ids: Sequence[str], *, root: str | None = None) -> dict[st
 
 
 def model_object(model_id: str, *, root: str | None = None) -> dict[str, Any]:
-    """One model entry; ``root`` is the served weights' path, which vLLM reports."""
+    """One model entry; ``root`` is the served weights' path, which vLLM reports (its
+    entries are ``owned_by: "vllm"``)."""
     entry: dict[str, Any] = {
         "id": model_id,
         "object": "model",
         "created": 0,
-        "owned_by": "pytest-behavior",
+        "owned_by": "pytest-behavior" if root is None else "vllm",
     }
     if root is not None:
         entry["root"] = root

@@ -323,6 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif path.startswith(("/v1/models/", "/models/")):
             model_id = path.split("/models/", 1)[1]
             self._send_json(200, protocol.model_object(model_id, root=server._root_for([model_id])))
+        elif path == "/version" and server.dialect.name == "vllm":
+            self._send_json(200, {"version": protocol.VLLM_VERSION})
         else:
             self._send_not_found(path)
         return None
@@ -453,7 +455,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
             if server.dialect.prompt_logprobs:
                 protocol.add_prompt_logprobs(answer, prompts)
-            return self._send_json(200, answer)
+            return self._send_json(200, self._dialect_fields(answer))
         generation = protocol.generate(reply, body, top_count or 0)
         build = protocol.text_completion_body if legacy else protocol.chat_completion_body
         answer = build(request, generation, top_count is not None)
@@ -463,8 +465,14 @@ class _Handler(BaseHTTPRequestHandler):
             and body.get("prompt_logprobs") is not None
         ):
             answer["prompt_logprobs"] = echo.chat_prompt_logprobs(server.responder, request)
-        self._send_json(200, answer)
+        self._send_json(200, self._dialect_fields(answer))
         return None
+
+    def _dialect_fields(self, answer: dict[str, Any]) -> dict[str, Any]:
+        """vLLM's responses have no ``system_fingerprint`` (its engine is at /version)."""
+        if self.model_server.dialect.name == "vllm":
+            answer.pop("system_fingerprint", None)
+        return answer
 
     def _answer_message(
         self, server: ModelServer, request: ChatRequest, body: dict[str, Any]
