@@ -50,8 +50,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from llama_server_fixture import LlamaServer, find_binary, smollm2_gguf  # noqa: E402
 
-from pytest_behavior.checkpoint import probe  # noqa: E402
-from pytest_behavior.families.sycophancy import BETTER_OPTION  # noqa: E402
+from pytest_behavior.fetch.checkpoint import probe  # noqa: E402
+from pytest_behavior.spec.families.sycophancy import BETTER_OPTION  # noqa: E402
 
 # The data lies beside the checkout (../shared), or beside its worktree folder.
 DATA = next(
@@ -146,7 +146,7 @@ class Subset:
 
     file: str  # relative to the anthropic-evals folder
     rows: tuple[dict[str, Any], ...]
-    # The family's continuation of the assistant turn (pytest_behavior/families/).
+    # The family's continuation of the assistant turn (pytest_behavior/spec/families/).
     continuation: str
 
 

@@ -137,7 +137,7 @@ def test_a_swapped_checkpoint_is_asked_afresh_and_a_cached_rerun_asks_one_reques
 
 
 def describe_once(api_base: str) -> Any:
-    from pytest_behavior.checkpoint import describe
+    from pytest_behavior.fetch.checkpoint import describe
 
     return describe(api_base, MODEL)
 
