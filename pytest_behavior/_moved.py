@@ -104,6 +104,16 @@ SPLIT: dict[str, tuple[str, ...]] = {
 }
 
 
+# Old ``python -m`` paths that were a shortcut for a command -> that command.
+COMMANDS: dict[str, str] = {"pytest_behavior.pr_comment": "comment"}
+
+_RUN_COMMAND = """\
+import sys
+from pytest_behavior.commands import main
+raise SystemExit(main([{command!r}, *sys.argv[1:]]))
+"""
+
+
 def new_name(old: str) -> str | None:
     """The new path of a module imported by its old one; None when it did not move."""
     if old in MOVED:
@@ -184,6 +194,9 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def get_code(self, fullname: str) -> CodeType | None:
         """``python -m`` with an old path (runpy asks for the code, not the module)."""
+        if fullname in COMMANDS:
+            _warn(f"python -m {fullname}", f"python -m pytest_behavior {COMMANDS[fullname]}")
+            return compile(_RUN_COMMAND.format(command=COMMANDS[fullname]), fullname, "exec")
         new = new_name(fullname)
         spec = importlib.util.find_spec(new) if new is not None else None
         if new is None or spec is None or not isinstance(spec.loader, importlib.abc.InspectLoader):

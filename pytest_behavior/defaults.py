@@ -31,7 +31,7 @@ def pytest_behavior_load_spec(path: Path, config: pytest.Config) -> SpecFile:
 @pytest.hookimpl(trylast=True)
 def pytest_behavior_endpoint(model: str, config: pytest.Config) -> Endpoint:
     from pytest_behavior.fetch.client import Endpoint
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(config)
     if model.startswith(LOCAL_PREFIX):
@@ -60,7 +60,7 @@ def pytest_behavior_prompt_template(model: str, config: pytest.Config) -> str | 
 def pytest_behavior_complete(
     request: ModelRequest, endpoint: Endpoint, config: pytest.Config
 ) -> Awaitable[Answer]:
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     timeout = run_of(config).settings.request_timeout
     if request.continuations and request.model.startswith(LOCAL_PREFIX):

@@ -45,7 +45,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_behavior import defaults
-    from pytest_behavior.session.run import RUN_KEY, BehaviorRun
+    from pytest_behavior.session.run import BehaviorRun
+    from pytest_behavior.session.state import RUN_KEY
 
     config.addinivalue_line(
         "markers", "behavior: items generated from behavior spec files (added automatically)"
@@ -89,7 +90,7 @@ def _check_local_models(models: tuple[str, ...]) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_behavior.session.run import RUN_KEY
+    from pytest_behavior.session.state import RUN_KEY
 
     if config.stash.get(_FROZE_KEY, False) and "litellm" not in sys.modules:
         # Thaw the items for in-process reruns (pytester); litellm's ~300k objects stay
@@ -107,7 +108,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSpecFile | None:
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(parent.config)
     matches = any(fnmatch(file_path.name, pattern) for pattern in run.settings.file_patterns)
@@ -176,7 +177,7 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """A dry run counts what the selected behavior items would send, then deselects them."""
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(config)
     shard_run = config.pluginmanager.get_plugin(_SHARD_PLUGINS[0])
@@ -241,7 +242,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     if not session.config.stash.get(_SPECS_SEEN_KEY, False):
         return
     from pytest_behavior.session.collect import Selection
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     selection = Selection.of(session.items)
     if selection is not None:
@@ -252,7 +253,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     settings = run_of(config).settings
     if not settings.models:
@@ -279,7 +280,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(config)
     if run.is_worker or config.option.verbose < -1:
@@ -328,7 +329,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(session.config)
     if run.is_worker:

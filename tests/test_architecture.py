@@ -111,8 +111,24 @@ def test_the_graph_sees_lazy_imports_and_leaves_out_type_checking() -> None:
     assert "pytest_behavior.cache.backend" not in graph["pytest_behavior.cache.writer"]
 
 
-def test_import_cycles() -> None:
+# The one cycle left: echo.py and continuations.py take the client-error type, the
+# top-logprobs cap and top_k from local/server.py, which serves through them. They
+# belong with the OpenAI wire protocol the loopback server shares (issue 24); when they
+# move there, this list empties and stays empty.
+KNOWN_CYCLES = [
+    [
+        "pytest_behavior.local.continuations",
+        "pytest_behavior.local.echo",
+        "pytest_behavior.local.server",
+    ],
+]
+
+
+def test_no_new_import_cycle() -> None:
     cycles = import_cycles(import_graph())
-    for cycle in cycles:
-        print(len(cycle), " <-> ".join(cycle))
-    print(f"{len(cycles)} import cycles")
+    assert cycles == KNOWN_CYCLES, "\n".join(" <-> ".join(cycle) for cycle in cycles)
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_cycles(graph) == [["a", "b", "c"]]

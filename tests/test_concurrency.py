@@ -36,7 +36,7 @@ from pytest_behavior.values import Answer, ModelRequest
 URLLIB_MODEL = """
 import asyncio, json, urllib.request
 from types import SimpleNamespace
-from pytest_behavior.fetch.client import answer_from_response
+from pytest_behavior.fetch.litellm_api import answer_from_response
 
 def post(url, body):
     request = urllib.request.Request(

@@ -18,9 +18,9 @@ from pytest_behavior.report.history import (
     load_history,
     run_titles,
     trend_series,
-    trend_svg,
     trend_table,
 )
+from pytest_behavior.report.trend import trend_svg
 from pytest_behavior.testing import ModelServer
 
 

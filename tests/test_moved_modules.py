@@ -126,4 +126,6 @@ def test_python_m_runs_an_old_path() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "usage: python -m pytest_behavior comment" in result.stdout
-    assert "pytest_behavior.pr_comment moved to pytest_behavior.report.pr_comment" in result.stderr
+    assert "python -m pytest_behavior.pr_comment moved to python -m pytest_behavior comment" in (
+        result.stderr
+    )

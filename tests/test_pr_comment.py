@@ -29,13 +29,13 @@ import yaml
 from helpers import REPO, answer_yes_for, yes_no_suite
 
 from pytest_behavior import settings
+from pytest_behavior.commands import main as commands_main
 from pytest_behavior.outcomes import Comparison, TraitResult
 from pytest_behavior.report.document import report_results
 from pytest_behavior.report.pr_comment import (
     GITHUB_COMMENT_LIMIT,
     MARKER,
     escape,
-    main,
     render_comment,
 )
 from pytest_behavior.testing import ModelServer, Reply, Responder, answer_by_rules
@@ -470,7 +470,8 @@ def test_command_line_writes_the_comment(reports: Reports, tmp_path: Path) -> No
         [
             sys.executable,
             "-m",
-            "pytest_behavior.report.pr_comment",
+            "pytest_behavior",
+            "comment",
             str(reports.report_path),
             "--out",
             str(out),
@@ -493,7 +494,7 @@ def test_command_line_writes_the_comment(reports: Reports, tmp_path: Path) -> No
 def test_command_line_prints_to_stdout(
     reports: Reports, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([str(reports.report_path)]) == 0
+    assert commands_main(["comment", str(reports.report_path)]) == 0
     assert capsys.readouterr().out == render_comment(reports.report)
 
 
@@ -512,7 +513,7 @@ def test_command_line_rejects_a_bad_report(
     path = tmp_path / "report.json"
     if content is not None:
         path.write_text(content)
-    assert main([str(path)]) == 2
+    assert commands_main(["comment", str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: ") and message in captured.err

@@ -26,7 +26,7 @@ from provider_runs import (
 )
 
 from pytest_behavior.fetch.capabilities import provider_capabilities
-from pytest_behavior.fetch.client import import_litellm
+from pytest_behavior.fetch.litellm_api import import_litellm
 from pytest_behavior.testing import Fault, ModelServer
 
 MODEL = "anthropic/claude-3-5-haiku-latest"

@@ -25,7 +25,7 @@ from provider_runs import (
 )
 
 from pytest_behavior.fetch.capabilities import is_logprob_refusal, provider_capabilities
-from pytest_behavior.fetch.client import import_litellm
+from pytest_behavior.fetch.litellm_api import import_litellm
 from pytest_behavior.testing import Fault, ModelServer
 
 MODEL = "openai/gpt-4o-mini"

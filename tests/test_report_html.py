@@ -400,7 +400,7 @@ def test_history_adds_the_trend_chart(monkeypatch: pytest.MonkeyPatch) -> None:
     # the package's attribute, which an earlier in-process pytester run may have left
     # pointing at a module object sys.modules no longer holds.
     monkeypatch.setattr(
-        importlib.import_module("pytest_behavior.report.history"), "trend_svg", trend_svg
+        importlib.import_module("pytest_behavior.report.trend"), "trend_svg", trend_svg
     )
     report = build_report([result()], models=["openai/test-model"], confidence=0.95)
     entries = [{"runs": 1}, {"runs": 2}]

@@ -1,7 +1,7 @@
 """``comment REPORT [--out FILE] [--flips N] [--run-url URL]``: a pull-request comment.
 
-The Markdown that ``.github/actions/behavior-gate`` posts (see pr_comment.py), from a
-JSON report; ``python -m pytest_behavior.report.pr_comment`` is the same command.
+The Markdown that ``.github/actions/behavior-gate`` posts (see report/pr_comment.py), from
+a JSON report.
 """
 
 from __future__ import annotations

@@ -26,13 +26,8 @@ def add_parser(subparsers: Subparsers) -> None:
 
 
 def run(arguments: argparse.Namespace) -> int:
-    from pytest_behavior.report.history import (
-        HistoryError,
-        load_history,
-        trend_html,
-        trend_svg,
-        trend_table,
-    )
+    from pytest_behavior.report.history import HistoryError, load_history, trend_table
+    from pytest_behavior.report.trend import trend_html, trend_svg
 
     try:
         entries = load_history(arguments.path)

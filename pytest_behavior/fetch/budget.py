@@ -116,7 +116,7 @@ def estimated_cost(request: ModelRequest, input_rate: float, output_rate: float)
 
 def litellm_price(litellm_model: str) -> tuple[float, float] | None:
     """Per-token (input, output) USD prices from litellm's local map, if it has them."""
-    from pytest_behavior.fetch.client import import_litellm
+    from pytest_behavior.fetch.litellm_api import import_litellm
 
     litellm = import_litellm()
     candidates = [litellm_model, litellm_model.partition("/")[2]]

@@ -62,7 +62,7 @@ UNKNOWN = Capabilities(provider="", prompt_logprobs=None, top_logprobs=None)
 
 def provider_capabilities(litellm_model: str) -> Capabilities:
     """What litellm knows, without sending anything, of ``litellm_model``'s provider."""
-    from pytest_behavior.fetch.client import import_litellm
+    from pytest_behavior.fetch.litellm_api import import_litellm
 
     litellm = import_litellm()
     provider, name = _route(litellm, litellm_model)

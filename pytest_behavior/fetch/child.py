@@ -180,8 +180,9 @@ def child_main(connection: Connection, share: ChildShare) -> None:
 def _fetch_share(connection: Connection, outbox: _Outbox, share: ChildShare) -> None:
     import _thread
 
-    from pytest_behavior.fetch.client import ModelClient, import_litellm, litellm_complete
+    from pytest_behavior.fetch.client import ModelClient, litellm_complete
     from pytest_behavior.fetch.fetcher import Fetcher
+    from pytest_behavior.fetch.litellm_api import import_litellm
     from pytest_behavior.fetch.progress import FetchCounts
     from pytest_behavior.fetch.redaction import Redactor
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pytest_behavior.fetch.client import response_field, serving_stack_of
+from pytest_behavior.fetch.litellm_api import response_field, serving_stack_of
 from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ async def exact_complete(
     request: ModelRequest, endpoint: Endpoint, *, timeout: float, api_key: str | None
 ) -> Answer:
     """Send one exact-scoring request and read each continuation's log-probability."""
-    from pytest_behavior.fetch.client import import_litellm
+    from pytest_behavior.fetch.litellm_api import import_litellm
     from pytest_behavior.fetch.retrying import short_reason
 
     litellm = import_litellm()

@@ -16,7 +16,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -297,20 +296,3 @@ def trend_table(entries: Sequence[HistoryEntry], trait: str | None = None) -> st
     ]
     headers = ["trait" if one_checkpoint_per_run(entries) else "trait [model]"]
     return str(tabulate(rows, headers=[*headers, *run_titles(entries)], disable_numparse=True))
-
-
-def trend_svg(entries: Sequence[HistoryEntry], trait: str | None = None) -> str:
-    from pytest_behavior.report.trend import trend_panels
-
-    return trend_panels(trend_series(entries, trait), run_titles(entries))
-
-
-def trend_html(entries: Sequence[HistoryEntry], trait: str | None = None) -> str:
-    return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>Behavior history</title></head>"
-        "<body style='font-family:system-ui,sans-serif;margin:1.5em'><h1>Behavior history</h1>"
-        f"<p>{len(entries)} runs. One panel per trait: the gated measure per run with its "
-        "interval, and the threshold over its tinted failing side.</p>"
-        f"{trend_svg(entries, trait)}<pre>{escape(trend_table(entries, trait))}</pre>"
-        "</body></html>"
-    )

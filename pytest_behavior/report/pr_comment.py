@@ -14,13 +14,12 @@ or ``<script>`` survives as HTML, and no ``@name`` pings anybody.
 
 Command line::
 
-    python -m pytest_behavior.report.pr_comment REPORT.json [--out FILE] [--flips N] [--run-url URL]
+    python -m pytest_behavior comment REPORT.json [--out FILE] [--flips N] [--run-url URL]
 """
 
 from __future__ import annotations
 
 import re
-import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -491,14 +490,3 @@ def render_comment(report: dict[str, Any], *, flips: int = 5, run_url: str | Non
     created = escape(str(report.get("created", "")))
     lines.append(f"<sub>pytest-behavior {version} · report created {created}</sub>")
     return "\n".join(lines) + "\n"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m pytest_behavior.report.pr_comment``: ``python -m pytest_behavior comment``."""
-    from pytest_behavior.commands import main as commands_main
-
-    return commands_main(["comment", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

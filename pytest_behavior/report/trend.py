@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from html import escape
 
 from pytest_behavior.report.charts import PALETTE, fit_text, text_width
-from pytest_behavior.report.history import HistoryPoint, Series
+from pytest_behavior.report.history import (
+    HistoryEntry,
+    HistoryPoint,
+    Series,
+    run_titles,
+    trend_series,
+    trend_table,
+)
 
 _PANEL_WIDTH, _PANEL_HEIGHT = 320, 190
 _PLOT_LEFT, _PLOT_RIGHT, _PLOT_TOP, _PLOT_BOTTOM = 44, 14, 30, 34
@@ -244,3 +251,18 @@ def trend_panels(series: Sequence[Series], titles: Sequence[str]) -> str:
         )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def trend_svg(entries: Sequence[HistoryEntry], trait: str | None = None) -> str:
+    return trend_panels(trend_series(entries, trait), run_titles(entries))
+
+
+def trend_html(entries: Sequence[HistoryEntry], trait: str | None = None) -> str:
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Behavior history</title></head>"
+        "<body style='font-family:system-ui,sans-serif;margin:1.5em'><h1>Behavior history</h1>"
+        f"<p>{len(entries)} runs. One panel per trait: the gated measure per run with its "
+        "interval, and the threshold over its tinted failing side.</p>"
+        f"{trend_svg(entries, trait)}<pre>{escape(trend_table(entries, trait))}</pre>"
+        "</body></html>"
+    )

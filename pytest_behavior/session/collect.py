@@ -187,7 +187,7 @@ class BehaviorSpecFile(pytest.File):
         return items
 
     def _run(self) -> BehaviorRun:
-        from pytest_behavior.session.run import run_of
+        from pytest_behavior.session.state import run_of
 
         return run_of(self.config)
 
@@ -221,7 +221,7 @@ class BehaviorItem(pytest.Item):
         return (self.parent.nodeid, self.trait.name, self.model)
 
     def _run(self) -> BehaviorRun:
-        from pytest_behavior.session.run import run_of
+        from pytest_behavior.session.state import run_of
 
         return run_of(self.config)
 
@@ -270,7 +270,7 @@ class BehaviorVerdictItem(BehaviorItem):
         self.position = position
 
     def runtest(self) -> None:
-        from pytest_behavior.session.run import CasesNotRun
+        from pytest_behavior.session.state import CasesNotRun
 
         run = self._run()
         selection = run.selection

@@ -223,7 +223,7 @@ def missing_key_variables(litellm_model: str, api_base: str | None) -> list[str]
     """
     if is_loopback(api_base):
         return []  # the client passes a placeholder key (client._placeholder_key)
-    from pytest_behavior.fetch.client import import_litellm
+    from pytest_behavior.fetch.litellm_api import import_litellm
 
     if litellm_model.partition("/")[0] in OTHER_CREDENTIALS:
         return []

@@ -23,6 +23,7 @@ import pytest
 
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.fetch.stopping import NOT_RUN, is_not_run
+from pytest_behavior.session.state import CasesNotRun
 from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
 from pytest_behavior.spec.prompting import build_request, resolve_template, sampling_params
 from pytest_behavior.values import (
@@ -52,24 +53,11 @@ if TYPE_CHECKING:
     from pytest_behavior.verdicts.adaptive import AdaptiveTrait, BaselineCases
     from pytest_behavior.verdicts.baseline import TraitNamed
 
-RUN_KEY = pytest.StashKey["BehaviorRun"]()
 # Case ids listed per reason in the "not run" summary before "... and N more".
 NOT_RUN_LISTED = 20
 # Where the response cache lived before 0.5 (under .pytest_cache, so --cache-clear
 # deleted it); moved to DEFAULT_CACHE_DIR on first use.
 _OLD_CACHE_DIR = (".pytest_cache", "d", "behavior", "responses")
-
-
-class CasesNotRun(Exception):
-    """A verdict whose cases were not run (their model was stopped, or not cached)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def run_of(config: pytest.Config) -> BehaviorRun:
-    return config.stash[RUN_KEY]
 
 
 class BehaviorRun:

@@ -275,7 +275,7 @@ def _refuse_unshardable(
 def _labels(config: pytest.Config) -> tuple[str | None, str | None]:
     """The run label and commit every shard records (the merged report shows them)."""
     from pytest_behavior.report.history import default_run_label, git_commit
-    from pytest_behavior.session.run import run_of
+    from pytest_behavior.session.state import run_of
 
     label = run_of(config).settings.run_label or default_run_label(config.rootpath)
     return label, git_commit(config.rootpath)

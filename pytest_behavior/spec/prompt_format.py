@@ -73,8 +73,8 @@ async def text_complete(
     request: ModelRequest, endpoint: Endpoint, *, timeout: float, api_key: str | None
 ) -> Answer:
     """A top-k or generate request sent as raw text to the completions endpoint."""
-    from pytest_behavior.fetch.client import import_litellm
     from pytest_behavior.fetch.exact import share_http_client, text_completion_model
+    from pytest_behavior.fetch.litellm_api import import_litellm
 
     litellm = import_litellm()
     share_http_client(litellm)
@@ -95,7 +95,7 @@ async def text_complete(
 
 def answer_from_text(response: Any) -> Answer:
     """The text and each generated token's top alternatives of a legacy completion."""
-    from pytest_behavior.fetch.client import response_cost, response_field, serving_stack_of
+    from pytest_behavior.fetch.litellm_api import response_cost, response_field, serving_stack_of
 
     choice = response_field(response, "choices")[0]
     logprobs = response_field(choice, "logprobs")

@@ -244,7 +244,7 @@ def _meta(report: dict[str, Any]) -> str:
 
 
 # The entries of history.load_history, whatever their type: this page only hands them
-# to history.trend_svg.
+# to trend.trend_svg.
 HistoryEntries = Sequence[Any]
 
 
@@ -311,7 +311,7 @@ def render_html(report: dict[str, Any], history: HistoryEntries | None = None) -
 def _history_section(history: HistoryEntries | None) -> str:
     if not history:
         return ""
-    from pytest_behavior.report.history import trend_svg
+    from pytest_behavior.report.trend import trend_svg
 
     return (
         f'<section id="history"><h2>History</h2><p class="note">{len(history)} '
