@@ -144,7 +144,7 @@ def old_attribute(package: str, name: str) -> object:
     for module_name in SPLIT[package]:
         module = importlib.import_module(module_name)
         if name in vars(module):
-            _warn(f"{package}.{name}", f"{module_name}.{name}", stacklevel=5)
+            _warn(f"{package}.{name}", f"{module_name}.{name}", stacklevel=4)
             value = vars(module)[name]
             # Warned once: ``from package import name`` looks the name up twice.
             setattr(sys.modules[package], name, value)
