@@ -95,7 +95,7 @@ def plain_json(paths: list[Path]) -> int:
 
 
 def parse_spec(spec: Path) -> int:
-    from pytest_behavior.spec import load_spec_file
+    from pytest_behavior.spec.loading import load_spec_file
 
     return sum(len(trait.cases) for trait in load_spec_file(spec).traits)
 

@@ -19,7 +19,7 @@ subset written as JSONL (the file keeps its name, so the family and its continua
 " I believe the better option is", are detected as for the real file),
 ``--behavior-prompt-format=chat`` and ``--behavior-scoring=exact``, ``topk`` or
 ``generate``, and per-case outcomes read from ``--behavior-report-json``. The plugin's
-exact path (chat_exact.py) computes what the reference does through its own client,
+exact path (fetch/chat_exact.py) computes what the reference does through its own client,
 with each answer read only without its leading space. Reference (class
 ``Reference``): the same user message rendered by ``/apply-template``, tokenized, then
 ``/completion`` with the token ids, ``n_predict: 1`` and ``n_probs`` one answer token
@@ -56,8 +56,8 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from llama_server_fixture import LlamaServer, find_binary, smollm2_gguf  # noqa: E402
 
-from pytest_behavior.checkpoint import probe  # noqa: E402
-from pytest_behavior.families.sycophancy import BETTER_OPTION  # noqa: E402
+from pytest_behavior.fetch.checkpoint import probe  # noqa: E402
+from pytest_behavior.spec.families.sycophancy import BETTER_OPTION  # noqa: E402
 
 # The data lies beside the checkout (../shared), or beside its worktree folder.
 DATA = next(
@@ -152,7 +152,7 @@ class Subset:
 
     file: str  # relative to the anthropic-evals folder
     rows: tuple[dict[str, Any], ...]
-    # The family's continuation of the assistant turn (pytest_behavior/families/).
+    # The family's continuation of the assistant turn (pytest_behavior/spec/families/).
     continuation: str
 
 

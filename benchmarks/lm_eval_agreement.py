@@ -179,7 +179,7 @@ def slug(text: str) -> str:
 
 
 def shorten(text: str, width: int = 100) -> str:
-    """As the plugin's report shortens a question (pytest_behavior.results.shorten)."""
+    """As the plugin's report shortens a question (pytest_behavior.verdicts.results.shorten)."""
     flat = " ".join(text.split())
     return flat if len(flat) <= width else flat[: width - 3] + "..."
 

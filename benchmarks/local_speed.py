@@ -64,9 +64,9 @@ def requests(source: Path, count: int, prompt: str) -> list[ModelRequest]:
 
 def indexed(source: Path, count: int, prompt: str) -> list[tuple[int, ModelRequest]]:
     """The plugin's exact request for each case the spec samples, with the case's index."""
-    from pytest_behavior.exact import EXACT_PARAMS
-    from pytest_behavior.prompting import build_request, resolve_template
-    from pytest_behavior.spec import load_spec_file
+    from pytest_behavior.fetch.exact import EXACT_PARAMS
+    from pytest_behavior.spec.loading import load_spec_file
+    from pytest_behavior.spec.prompting import build_request, resolve_template
 
     with tempfile.TemporaryDirectory() as scratch:
         spec = Path(scratch) / "behavior_speed.yaml"
@@ -229,7 +229,8 @@ def plugin_run(
 
 def plugin_scores(cache_dir: Path, source: Path, count: int, prompt: str) -> Scores:
     """The log-probabilities the plugin cached, unrounded (the report rounds to 6 places)."""
-    from pytest_behavior.cache import ResponseCache, request_key
+    from pytest_behavior.cache.disk import ResponseCache
+    from pytest_behavior.cache.keys import request_key
 
     cache = ResponseCache(cache_dir, mode="readonly")
     try:

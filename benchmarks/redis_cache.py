@@ -37,9 +37,9 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from redis_fixture import RedisServer, redis_missing  # noqa: E402
 from run_benchmarks import pytest_command  # noqa: E402
 
-from pytest_behavior.cache import ResponseCache  # noqa: E402
-from pytest_behavior.cache_backend import AnswerCache  # noqa: E402
-from pytest_behavior.cache_redis import RedisCache  # noqa: E402
+from pytest_behavior.cache.backend import AnswerCache  # noqa: E402
+from pytest_behavior.cache.disk import ResponseCache  # noqa: E402
+from pytest_behavior.cache.redis_store import RedisCache  # noqa: E402
 from pytest_behavior.testing import ModelServer  # noqa: E402
 from pytest_behavior.values import Answer, ChoiceLogprob  # noqa: E402
 

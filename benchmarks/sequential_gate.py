@@ -25,7 +25,7 @@ the same on every machine and with any number of worker processes:
     freedom, and the cluster t interval. At K = 1 Wilson is the fixed gate's
     binomial interval (its exact coverage at n = 30, p = 0.3 is 93.0%).
 (prior) cases used by the rate gate with the uniform prior and with the prior
-    centred on the threshold (pytest_behavior.sequential.BetaPrior).
+    centred on the threshold (pytest_behavior.stats.sequential.BetaPrior).
 (cost) the time of one look, per method and file size.
 
     .venv/bin/python benchmarks/sequential_gate.py            # about 2 minutes on 2 cores
@@ -46,9 +46,16 @@ from typing import Any
 
 from tabulate import tabulate
 
-from pytest_behavior.clustered import SampledCase, clustered_rate, student_t_quantile
-from pytest_behavior.clustered import _wilson as wilson_bounds
-from pytest_behavior.sequential import (
+from pytest_behavior.stats.clustered import SampledCase, clustered_rate, student_t_quantile
+from pytest_behavior.stats.clustered import _wilson as wilson_bounds
+from pytest_behavior.stats.intervals import (
+    mcnemar_exact,
+    normal_quantile,
+    paired_difference_interval,
+    verdict_for_interval,
+    wilson_interval,
+)
+from pytest_behavior.stats.sequential import (
     UNIFORM_PRIOR,
     BetaPrior,
     comparison_look,
@@ -57,13 +64,6 @@ from pytest_behavior.sequential import (
     population_confidence_sequence,
     prior_for,
     rate_confidence_sequence,
-)
-from pytest_behavior.stats import (
-    mcnemar_exact,
-    normal_quantile,
-    paired_difference_interval,
-    verdict_for_interval,
-    wilson_interval,
 )
 
 MAX_RATE = 0.30

@@ -33,7 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from tabulate import tabulate
 
-from pytest_behavior.stats import margin_p_value, mcnemar_exact
+from pytest_behavior.stats.intervals import margin_p_value, mcnemar_exact
 
 TOLERANCE = 0.05
 ALPHA = 0.05

@@ -16,7 +16,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from pytest_behavior import _moved
+
 __version__ = "0.1.0"
+
+# Old flat module paths (pytest_behavior.client, ...) keep working one more release.
+_moved.install()
 
 # Public name -> the module that defines it. Only these names are the API: import
 # other names from their modules at your own risk, they may move.
@@ -36,16 +41,16 @@ _EXPORTS: dict[str, str] = {
     "Flip": "pytest_behavior.outcomes",
     "TraitResult": "pytest_behavior.outcomes",
     # Answers -> outcomes -> a verdict, as a run computes them.
-    "case_outcome": "pytest_behavior.results",
-    "trait_result": "pytest_behavior.results",
-    "explain_verdict": "pytest_behavior.results",
+    "case_outcome": "pytest_behavior.verdicts.results",
+    "trait_result": "pytest_behavior.verdicts.results",
+    "explain_verdict": "pytest_behavior.verdicts.results",
     # Reading cases, and where a model is served (hooks build and return these).
-    "case_from_mapping": "pytest_behavior.sources",
-    "Endpoint": "pytest_behavior.client",
+    "case_from_mapping": "pytest_behavior.spec.sources",
+    "Endpoint": "pytest_behavior.fetch.client",
     # Exceptions.
     "SpecError": "pytest_behavior.errors",
     "RequestFailed": "pytest_behavior.errors",
-    "ExactScoringUnsupported": "pytest_behavior.exact",
+    "ExactScoringUnsupported": "pytest_behavior.fetch.exact",
     # The loopback OpenAI-compatible test server (pytest_behavior.testing).
     "ModelServer": "pytest_behavior.testing",
     "Reply": "pytest_behavior.testing",
@@ -97,12 +102,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pytest_behavior.client import Endpoint
     from pytest_behavior.errors import RequestFailed, SpecError
-    from pytest_behavior.exact import ExactScoringUnsupported
+    from pytest_behavior.fetch.client import Endpoint
+    from pytest_behavior.fetch.exact import ExactScoringUnsupported
     from pytest_behavior.outcomes import CaseOutcome, Comparison, Flip, TraitResult
-    from pytest_behavior.results import case_outcome, explain_verdict, trait_result
-    from pytest_behavior.sources import case_from_mapping
+    from pytest_behavior.spec.sources import case_from_mapping
     from pytest_behavior.testing import (
         ChatRequest,
         Fault,
@@ -126,6 +130,7 @@ if TYPE_CHECKING:
         Threshold,
         Trait,
     )
+    from pytest_behavior.verdicts.results import case_outcome, explain_verdict, trait_result
 
 
 def __getattr__(name: str) -> Any:

@@ -149,11 +149,11 @@ def hooks_page() -> str:
 _API_SECTIONS = {
     "pytest_behavior.values": "Value types: what a spec becomes, what is asked, what comes back",
     "pytest_behavior.outcomes": "Result types: what the JSON report, baselines and history hold",
-    "pytest_behavior.results": "From answers to a verdict, as a run computes it",
-    "pytest_behavior.sources": "Reading cases (for a pytest_behavior_load_spec hook)",
-    "pytest_behavior.client": "Where a model is served (for a pytest_behavior_endpoint hook)",
+    "pytest_behavior.verdicts.results": "From answers to a verdict, as a run computes it",
+    "pytest_behavior.spec.sources": "Reading cases (for a pytest_behavior_load_spec hook)",
+    "pytest_behavior.fetch.client": "Where a model is served (for a pytest_behavior_endpoint hook)",
     "pytest_behavior.errors": "Exceptions",
-    "pytest_behavior.exact": "Exceptions",
+    "pytest_behavior.fetch.exact": "Exceptions",
     "pytest_behavior.testing": "The testing server",
 }
 

@@ -14,7 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from pytest_behavior.client import Endpoint
+    from pytest_behavior.fetch.client import Endpoint
     from pytest_behavior.values import Answer, Case, ModelRequest, Score, SpecFile, Trait
 
 

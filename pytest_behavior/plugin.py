@@ -22,7 +22,7 @@ import pytest
 from pytest_behavior.settings import add_options, build_settings
 
 if TYPE_CHECKING:
-    from pytest_behavior.collect import BehaviorSpecFile
+    from pytest_behavior.session.collect import BehaviorSpecFile
 
 _FROZE_KEY = pytest.StashKey[bool]()
 _SPECS_SEEN_KEY = pytest.StashKey[bool]()
@@ -45,7 +45,8 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     from pytest_behavior import defaults
-    from pytest_behavior.run import RUN_KEY, BehaviorRun
+    from pytest_behavior.session.run import BehaviorRun
+    from pytest_behavior.session.state import RUN_KEY
 
     config.addinivalue_line(
         "markers", "behavior: items generated from behavior spec files (added automatically)"
@@ -60,14 +61,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(run, "behavior-run")
     config.pluginmanager.register(defaults, "behavior-defaults")
     if config.pluginmanager.hasplugin("xdist"):
-        from pytest_behavior.xdist_hooks import XdistHooks
+        from pytest_behavior.session.xdist_hooks import XdistHooks
 
         config.pluginmanager.register(XdistHooks(run), "behavior-xdist")
     if settings.shard is not None:
-        from pytest_behavior.sharding import register_shard_run
+        from pytest_behavior.shards.sharding import register_shard_run
 
         register_shard_run(run, settings.shard)
-    from pytest_behavior.signals import stop_on_sigterm
+    from pytest_behavior.session.signals import stop_on_sigterm
 
     run.add_closer(stop_on_sigterm())
 
@@ -89,7 +90,7 @@ def _check_local_models(models: tuple[str, ...]) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_behavior.run import RUN_KEY
+    from pytest_behavior.session.state import RUN_KEY
 
     if config.stash.get(_FROZE_KEY, False) and "litellm" not in sys.modules:
         # Thaw the items for in-process reruns (pytester); litellm's ~300k objects stay
@@ -107,7 +108,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSpecFile | None:
-    from pytest_behavior.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(parent.config)
     matches = any(fnmatch(file_path.name, pattern) for pattern in run.settings.file_patterns)
@@ -118,7 +119,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSp
         if file_path.suffix in _SPEC_SUFFIXES:
             _hint_if_spec(file_path, run.settings.file_patterns)
         return None
-    from pytest_behavior.collect import BehaviorSpecFile
+    from pytest_behavior.session.collect import BehaviorSpecFile
 
     parent.config.stash[_SPECS_SEEN_KEY] = True
     return BehaviorSpecFile.from_parent(parent, path=file_path)
@@ -176,7 +177,7 @@ def pytest_collection_modifyitems(
     session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
 ) -> None:
     """A dry run counts what the selected behavior items would send, then deselects them."""
-    from pytest_behavior.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(config)
     shard_run = config.pluginmanager.get_plugin(_SHARD_PLUGINS[0])
@@ -185,13 +186,13 @@ def pytest_collection_modifyitems(
         shard_run.split(config, items)
     if not run.settings.dry_run or not config.stash.get(_SPECS_SEEN_KEY, False):
         return
-    from pytest_behavior.collect import Selection, behavior_items
+    from pytest_behavior.session.collect import Selection, behavior_items
 
     selection = Selection.of(items)
     if selection is None:
         return
     run.plan = run.plan_for(selection.at_most)
-    from pytest_behavior.preflight import Preflight
+    from pytest_behavior.session.preflight import Preflight
 
     # The same checks a real run makes before its first request (printed at the end).
     files, sending = run.preflight_files(run.plan), run.preflight_sending()
@@ -240,8 +241,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     # imports collect.py nor scans its items.
     if not session.config.stash.get(_SPECS_SEEN_KEY, False):
         return
-    from pytest_behavior.collect import Selection
-    from pytest_behavior.run import run_of
+    from pytest_behavior.session.collect import Selection
+    from pytest_behavior.session.state import run_of
 
     selection = Selection.of(session.items)
     if selection is not None:
@@ -252,7 +253,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    from pytest_behavior.run import run_of
+    from pytest_behavior.session.state import run_of
 
     settings = run_of(config).settings
     if not settings.models:
@@ -264,11 +265,11 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     else:
         cache = "on"
     if settings.use_cache and settings.cache_url:
-        from pytest_behavior.cache_redis import masked_url
+        from pytest_behavior.cache.redis_store import masked_url
 
         cache = f"{cache}, in {masked_url(settings.cache_url)}"
     endpoint = f", api_base {settings.api_base}" if settings.api_base else ""
-    from pytest_behavior.notices import run_notices
+    from pytest_behavior.session.notices import run_notices
 
     return [
         f"behavior: models {', '.join(settings.models)} ({settings.model_source})"
@@ -279,19 +280,19 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from pytest_behavior.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(config)
     if run.is_worker or config.option.verbose < -1:
         return
     if run.plan is not None:
-        from pytest_behavior.budget import plan_table
+        from pytest_behavior.fetch.budget import plan_table
 
         terminalreporter.write_sep("=", "behavior dry run: nothing was sent")
         for line in plan_table(run.plan):
             terminalreporter.write_line(line)
     if run.preflight is not None:
-        from pytest_behavior.preflight import findings_lines
+        from pytest_behavior.session.preflight import findings_lines
 
         problems = bool(run.preflight.problems)
         title = "the run would stop before sending" if problems else "every check passed"
@@ -299,7 +300,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         for line in findings_lines(run.preflight):
             terminalreporter.write_line(line)
     if run.notices:
-        from pytest_behavior.notices import grouped_lines
+        from pytest_behavior.session.notices import grouped_lines
 
         terminalreporter.write_sep("=", "behavior: asked for, not applied")
         for line in grouped_lines(run.notices):
@@ -307,7 +308,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     # finish.py (reports, history, comparisons) is imported only when there is a summary.
     stopped = []
     if run.not_run:
-        from pytest_behavior.finish import not_run_lines
+        from pytest_behavior.session.finish import not_run_lines
 
         stopped = not_run_lines(run.not_run, run.not_run_ids)
     if stopped:
@@ -317,7 +318,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     outcome = run.outcome
     if outcome is None:
         return
-    from pytest_behavior.finish import summary_lines
+    from pytest_behavior.session.finish import summary_lines
 
     for title, lines in summary_lines(outcome, run.settings):
         terminalreporter.write_sep("=", title)
@@ -328,7 +329,7 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_behavior.run import run_of
+    from pytest_behavior.session.state import run_of
 
     run = run_of(session.config)
     if run.is_worker:
@@ -343,7 +344,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if not run.results and not run.not_run_traits:
         return
-    from pytest_behavior.finish import conclude
+    from pytest_behavior.session.finish import conclude
 
     # Also when every trait was stopped: the reports asked for say what was not run.
     run.outcome = conclude(

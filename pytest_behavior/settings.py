@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from pytest_behavior.partition import ShardSpec, ShardSpecError
+from pytest_behavior.shards.partition import ShardSpec, ShardSpecError
 
 DEFAULT_FILE_PATTERNS = ("behavior_*.yaml", "behavior_*.yml", "*.behavior.yaml", "*.behavior.yml")
 ENV_MODEL = "PYTEST_BEHAVIOR_MODEL"
@@ -74,11 +74,11 @@ class BehaviorSettings:
     max_requests: int | None = None
     max_cost: float | None = None
     cache_mode: str = "readwrite"
-    # A shared Redis response cache (cache_redis.py); None: the diskcache folder.
+    # A shared Redis response cache (cache/redis_store.py); None: the diskcache folder.
     cache_url: str | None = None
     # "local": a Redis that cannot be used is a warning and the local folder is used.
     cache_fallback: str = "none"
-    # Processes the prefetch spreads its requests over; None: auto (fetch_processes.py).
+    # Processes the prefetch spreads its requests over; None: auto (fetch/processes.py).
     fetch_processes: int | None = None
     # A sharded run (partition.ShardSpec): asks its share, writes a shard file, gates nothing.
     shard: ShardSpec | None = None
@@ -166,7 +166,7 @@ def _processes(text: str, where: str) -> int | None:
 
 def _cache_url(text: str, where: str) -> str:
     # The URL may carry a password: an error shows it masked, never as given.
-    from pytest_behavior.cache_redis import check_url, masked_url
+    from pytest_behavior.cache.redis_store import check_url, masked_url
 
     problem = check_url(text)
     if problem is not None:
@@ -621,7 +621,7 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
 
 def _check_revisions(models: list[str]) -> None:
     """``NAME@REVISION`` with nothing after the ``@`` is a usage error, said before any run."""
-    from pytest_behavior.revision import split_revision
+    from pytest_behavior.fetch.revision import split_revision
 
     for model in models:
         try:

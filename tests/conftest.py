@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from helpers import SuiteRun
 
-from pytest_behavior.client import import_litellm
+from pytest_behavior.fetch.litellm_api import import_litellm
 from pytest_behavior.testing import ModelServer
 
 # In-process pytester runs snapshot and restore sys.modules. litellm installs an

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from helpers import ANTHROPIC_EVALS
 
-from pytest_behavior.families import BETTER_OPTION
-from pytest_behavior.sources import listed_options
-from pytest_behavior.spec import load_spec_file
+from pytest_behavior.spec.families import BETTER_OPTION
+from pytest_behavior.spec.loading import load_spec_file
+from pytest_behavior.spec.sources import listed_options
 from pytest_behavior.testing import ChatRequest, ModelServer, Reply
 from pytest_behavior.values import Case, Trait
 

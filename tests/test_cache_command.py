@@ -14,7 +14,7 @@ import diskcache
 import pytest
 from helpers import answer_yes_for, yes_no_suite
 
-from pytest_behavior.cache import iter_entries
+from pytest_behavior.cache.reading import iter_entries
 from pytest_behavior.commands import main
 from pytest_behavior.testing import ModelServer
 

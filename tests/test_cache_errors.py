@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from helpers import yes_no_suite
 
-from pytest_behavior.cache import ResponseCache
+from pytest_behavior.cache.disk import ResponseCache
 from pytest_behavior.testing import ModelServer
 
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from helpers import yes_no_suite
 
-from pytest_behavior.checkpoint import (
+from pytest_behavior.fetch.checkpoint import (
     PROBE_HEADER,
     TOLERANCE,
     CheckpointRecord,
@@ -111,7 +111,7 @@ def test_a_record_survives_the_cache_as_an_answer() -> None:
 
 def test_the_identity_check_imports_neither_litellm_nor_httpx() -> None:
     code = (
-        "import sys, pytest_behavior.checkpoint_check as c; "
+        "import sys, pytest_behavior.fetch.checkpoint_check as c; "
         "print(sorted(m for m in ('litellm', 'httpx', 'openai') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

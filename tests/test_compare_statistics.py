@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from pytest_behavior.compare import compare_all
 from pytest_behavior.outcomes import CaseOutcome, TraitResult
-from pytest_behavior.stats import mcnemar_exact
+from pytest_behavior.stats.intervals import mcnemar_exact
+from pytest_behavior.verdicts.compare import compare_all
 
 
 def _result(trait: str, matches: list[bool]) -> TraitResult:

@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 from helpers import wait_until, yes_no_suite
 
-from pytest_behavior import cache as cache_module
-from pytest_behavior.cache import ResponseCache, iter_entries, request_key
-from pytest_behavior.claims import RequestClaims
-from pytest_behavior.client import Endpoint, ModelClient
-from pytest_behavior.fetching import Fetcher
-from pytest_behavior.retrying import AdaptiveLimiter
+from pytest_behavior.cache import writer as cache_writer
+from pytest_behavior.cache.disk import ResponseCache
+from pytest_behavior.cache.keys import request_key
+from pytest_behavior.cache.reading import iter_entries
+from pytest_behavior.fetch.claims import RequestClaims
+from pytest_behavior.fetch.client import Endpoint, ModelClient
+from pytest_behavior.fetch.fetcher import Fetcher
+from pytest_behavior.fetch.retrying import AdaptiveLimiter
 from pytest_behavior.testing import Fault, ModelServer
 from pytest_behavior.values import Answer, ModelRequest
 
@@ -34,7 +36,7 @@ from pytest_behavior.values import Answer, ModelRequest
 URLLIB_MODEL = """
 import asyncio, json, urllib.request
 from types import SimpleNamespace
-from pytest_behavior.client import answer_from_response
+from pytest_behavior.fetch.litellm_api import answer_from_response
 
 def post(url, body):
     request = urllib.request.Request(
@@ -250,8 +252,8 @@ def test_fetch_memory_stays_flat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     how fast this machine's disk keeps up; a small backlog keeps that bound well under
     what a leak of a hundred bytes per request would add over 4,500 requests.
     """
-    monkeypatch.setattr(cache_module, "WRITE_BACKLOG", 32)
-    monkeypatch.setattr(cache_module, "WRITE_BATCH", 32)
+    monkeypatch.setattr(cache_writer, "WRITE_BACKLOG", 32)
+    monkeypatch.setattr(cache_writer, "WRITE_BATCH", 32)
 
     async def instant(request: ModelRequest, endpoint: Endpoint) -> Answer:
         return Answer(text=" Yes", top_logprobs=(((" Yes", -0.1), (" No", -2.3)),))

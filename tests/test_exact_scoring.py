@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from helpers import yes_no_suite
 
-from pytest_behavior.exact import answer_from_echo
+from pytest_behavior.fetch.exact import answer_from_echo
 from pytest_behavior.testing import ChatRequest, ModelServer, Reply
 from pytest_behavior.testing.tokens import tokenize
 

@@ -11,21 +11,21 @@ import pytest
 from helpers import answer_yes_for
 
 from pytest_behavior.errors import SpecError
-from pytest_behavior.families import (
+from pytest_behavior.outcomes import CaseOutcome, TraitResult
+from pytest_behavior.spec.families import (
     BEST_ANSWER,
     BETTER_OPTION,
     detect_family,
     family_from_path,
     scoring_summary,
 )
-from pytest_behavior.families.winogenerated import correlation_interval, pearson
-from pytest_behavior.outcomes import CaseOutcome, TraitResult
-from pytest_behavior.prompting import PAPER_TEMPLATE, render_prompt, resolve_template
-from pytest_behavior.results import case_outcome, failure_lines, trait_result
-from pytest_behavior.sources import listed_options
-from pytest_behavior.spec import load_spec_file
+from pytest_behavior.spec.families.winogenerated import correlation_interval, pearson
+from pytest_behavior.spec.loading import load_spec_file
+from pytest_behavior.spec.prompting import PAPER_TEMPLATE, render_prompt, resolve_template
+from pytest_behavior.spec.sources import listed_options
 from pytest_behavior.testing import ModelServer
 from pytest_behavior.values import Answer, Score, Threshold
+from pytest_behavior.verdicts.results import case_outcome, failure_lines, trait_result
 
 
 def generated_result(trait: Any, outcomes: list[CaseOutcome]) -> TraitResult:
@@ -331,9 +331,9 @@ def test_a_family_of_ones_own_is_one_record(
         """
         from dataclasses import replace
 
-        from pytest_behavior.families import register_family
-        from pytest_behavior.families.base import Family
-        from pytest_behavior.sources import case_from_mapping
+        from pytest_behavior.spec.families import register_family
+        from pytest_behavior.spec.families.base import Family
+        from pytest_behavior.spec.sources import case_from_mapping
 
         def read(row, *, index, source, line):
             row = {**row, "question": "LOUDLY: " + row["prompt"]}

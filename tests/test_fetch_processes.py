@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from helpers import answer_yes_for, wait_until, yes_no_suite
 
-from pytest_behavior.cache import ResponseCache
-from pytest_behavior.fetch_processes import AUTO_REQUESTS_PER_PROCESS, process_count
+from pytest_behavior.cache.disk import ResponseCache
+from pytest_behavior.fetch.processes import AUTO_REQUESTS_PER_PROCESS, process_count
 from pytest_behavior.testing import ChatRequest, Fault, ModelServer
 
 # Subprocess runs end within this, or the test fails instead of hanging CI.

@@ -1,4 +1,4 @@
-"""Run labels, checkpoints and the trend across runs (history.py, trend_chart.py)."""
+"""Run labels, checkpoints and the trend across runs (report/history.py, report/trend.py)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from typing import Any
 import pytest
 from helpers import answer_yes_for, yes_no_suite
 
-from pytest_behavior.history import (
+from pytest_behavior.report.history import (
     HistoryEntry,
     HistoryError,
     HistoryPoint,
     load_history,
     run_titles,
     trend_series,
-    trend_svg,
     trend_table,
 )
+from pytest_behavior.report.trend import trend_svg
 from pytest_behavior.testing import ModelServer
 
 

@@ -138,7 +138,7 @@ def test_a_swapped_checkpoint_is_asked_afresh_and_a_cached_rerun_asks_one_reques
 
 
 def describe_once(api_base: str) -> Any:
-    from pytest_behavior.checkpoint import describe
+    from pytest_behavior.fetch.checkpoint import describe
 
     return describe(api_base, MODEL)
 
@@ -236,8 +236,8 @@ def test_chat_exact_reads_an_unlikely_answer_over_the_whole_vocabulary(
     import asyncio
     import urllib.request
 
-    from pytest_behavior.chat_exact import FIRST_PROBS, chat_exact_complete
-    from pytest_behavior.client import Endpoint
+    from pytest_behavior.fetch.chat_exact import FIRST_PROBS, chat_exact_complete
+    from pytest_behavior.fetch.client import Endpoint
     from pytest_behavior.values import ModelRequest
 
     smol, _ = ggufs

@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from helpers import needs_local_extra
 
-from pytest_behavior.client import Endpoint, ModelClient
+from pytest_behavior.fetch.client import Endpoint, ModelClient
+from pytest_behavior.fetch.progress import FetchCounts
+from pytest_behavior.fetch.retrying import is_refused_connection, is_transient
 from pytest_behavior.local.exact import (
     CONTINUATION_ROUTE,
     APIConnectionError,
@@ -28,8 +30,6 @@ from pytest_behavior.local.exact import (
     local_exact_complete,
 )
 from pytest_behavior.local.model import LocalEndpoint, LocalModelServer, serving_slots
-from pytest_behavior.progress import FetchCounts
-from pytest_behavior.retrying import is_refused_connection, is_transient
 from pytest_behavior.settings import OPTIONS
 from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
 
@@ -242,7 +242,7 @@ def post(endpoint: LocalEndpoint, path: str, body: dict[str, Any]) -> dict[str, 
 
 def echo_logprobs(endpoint: LocalEndpoint, prompt: str, continuations: list[str]) -> list[float]:
     """What the echo protocol gives, summed by the plugin's echo client (exact.py)."""
-    from pytest_behavior.exact import answer_from_echo
+    from pytest_behavior.fetch.exact import answer_from_echo
 
     response = post(
         endpoint,

@@ -1,4 +1,4 @@
-"""The pull-request comment (pytest_behavior.pr_comment) and the behavior-gate action.
+"""The pull-request comment (pytest_behavior.report.pr_comment) and the behavior-gate action.
 
 The reports are real: suites run against the loopback model server, v1 saves a
 baseline, v2 says " Yes" to 25 more power-seeking questions (a regression), keeps
@@ -29,17 +29,17 @@ import yaml
 from helpers import REPO, answer_yes_for, yes_no_suite
 
 from pytest_behavior import settings
+from pytest_behavior.commands import main as commands_main
 from pytest_behavior.outcomes import Comparison, TraitResult
-from pytest_behavior.pr_comment import (
+from pytest_behavior.report.document import report_results
+from pytest_behavior.report.pr_comment import (
     GITHUB_COMMENT_LIMIT,
     MARKER,
     escape,
-    main,
     render_comment,
 )
-from pytest_behavior.report import report_results
-from pytest_behavior.results import format_rate
 from pytest_behavior.testing import ModelServer, Reply, Responder, answer_by_rules
+from pytest_behavior.verdicts.results import format_rate
 
 ACTION_DIR = REPO / ".github" / "actions" / "behavior-gate"
 ACTION = ACTION_DIR / "action.yml"
@@ -470,7 +470,8 @@ def test_command_line_writes_the_comment(reports: Reports, tmp_path: Path) -> No
         [
             sys.executable,
             "-m",
-            "pytest_behavior.pr_comment",
+            "pytest_behavior",
+            "comment",
             str(reports.report_path),
             "--out",
             str(out),
@@ -493,7 +494,7 @@ def test_command_line_writes_the_comment(reports: Reports, tmp_path: Path) -> No
 def test_command_line_prints_to_stdout(
     reports: Reports, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main([str(reports.report_path)]) == 0
+    assert commands_main(["comment", str(reports.report_path)]) == 0
     assert capsys.readouterr().out == render_comment(reports.report)
 
 
@@ -512,7 +513,7 @@ def test_command_line_rejects_a_bad_report(
     path = tmp_path / "report.json"
     if content is not None:
         path.write_text(content)
-    assert main([str(path)]) == 2
+    assert commands_main(["comment", str(path)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: ") and message in captured.err

@@ -122,7 +122,7 @@ def test_a_client_side_missing_key_stops_at_once_with_no_warning(
     import gc
     import warnings
 
-    from pytest_behavior.client import Endpoint, ModelClient, litellm_complete
+    from pytest_behavior.fetch.client import Endpoint, ModelClient, litellm_complete
     from pytest_behavior.values import ModelRequest
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
@@ -196,7 +196,7 @@ def test_refused_connection_is_one_line_within_the_connect_bound(
 
 def test_an_endpoint_that_refuses_mid_run_stops_at_once(server: ModelServer) -> None:
     """Past the preflight, a refused connection stops the model on its first refusal."""
-    from pytest_behavior.client import Endpoint, ModelClient, litellm_complete
+    from pytest_behavior.fetch.client import Endpoint, ModelClient, litellm_complete
     from pytest_behavior.values import ModelRequest
 
     api_base = server.api_base

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from helpers import yes_no_suite
 
-from pytest_behavior.progress import FetchCounts, FetchProgress
+from pytest_behavior.fetch.progress import FetchCounts, FetchProgress
 from pytest_behavior.testing import ModelServer
 
 

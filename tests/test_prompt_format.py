@@ -13,15 +13,20 @@ from typing import Any
 import pytest
 from helpers import yes_no_suite
 
-from pytest_behavior.cache import request_key
-from pytest_behavior.capabilities import UNKNOWN
-from pytest_behavior.compare import spec_mismatch
+from pytest_behavior.cache.keys import request_key
 from pytest_behavior.errors import SpecError
+from pytest_behavior.fetch.capabilities import UNKNOWN
 from pytest_behavior.outcomes import TraitResult
-from pytest_behavior.prompt_format import answer_from_text, method_for, sent_format, text_params
-from pytest_behavior.spec import load_spec_file
+from pytest_behavior.spec.loading import load_spec_file
+from pytest_behavior.spec.prompt_format import (
+    answer_from_text,
+    method_for,
+    sent_format,
+    text_params,
+)
 from pytest_behavior.testing import ChatRequest, ModelServer, Reply
 from pytest_behavior.values import ModelRequest
+from pytest_behavior.verdicts.compare import spec_mismatch
 
 GENERATED = ModelRequest(
     model="openai/m",
@@ -108,7 +113,7 @@ def test_the_spec_states_the_format(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="format must be chat or text") as error:
         load_spec_file(_spec(tmp_path, "    format: raw\n"))
     assert error.value.line == 4
-    # Whether a chat prompt can be scored exactly is the server's to say (chat_exact.py).
+    # Whether a chat prompt can be scored exactly is the server's to say (fetch/chat_exact.py).
     [trait] = load_spec_file(_spec(tmp_path, "    format: chat\n    scoring: exact\n")).traits
     assert (trait.prompt_format, trait.scoring) == ("chat", "exact")
 

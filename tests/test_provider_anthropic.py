@@ -25,8 +25,8 @@ from provider_runs import (
     run_with_defaults,
 )
 
-from pytest_behavior.capabilities import provider_capabilities
-from pytest_behavior.client import import_litellm
+from pytest_behavior.fetch.capabilities import provider_capabilities
+from pytest_behavior.fetch.litellm_api import import_litellm
 from pytest_behavior.testing import Fault, ModelServer
 
 MODEL = "anthropic/claude-3-5-haiku-latest"
@@ -246,7 +246,7 @@ def test_no_key_anywhere_is_not_replaced_by_a_placeholder(
     # The loopback placeholder is for the OpenAI SDK only: Anthropic's own key goes through.
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     assert os.environ["ANTHROPIC_API_KEY"] == KEY
-    from pytest_behavior.client import Endpoint, _placeholder_key
+    from pytest_behavior.fetch.client import Endpoint, _placeholder_key
 
     assert _placeholder_key(Endpoint(MODEL, anthropic_server.url)) is None
     assert _placeholder_key(Endpoint("openai/m", anthropic_server.api_base)) is not None

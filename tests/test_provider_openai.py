@@ -24,8 +24,8 @@ from provider_runs import (
     run_with_defaults,
 )
 
-from pytest_behavior.capabilities import is_logprob_refusal, provider_capabilities
-from pytest_behavior.client import import_litellm
+from pytest_behavior.fetch.capabilities import is_logprob_refusal, provider_capabilities
+from pytest_behavior.fetch.litellm_api import import_litellm
 from pytest_behavior.testing import Fault, ModelServer
 
 MODEL = "openai/gpt-4o-mini"

@@ -19,7 +19,7 @@ import pytest
 from helpers import yes_no_suite
 from provider_runs import FORTY_CASES, check_verdicts, copy_forty_cases, run_with_defaults
 
-from pytest_behavior.capabilities import provider_capabilities
+from pytest_behavior.fetch.capabilities import provider_capabilities
 from pytest_behavior.testing import ModelServer, Reply, answer_always
 from pytest_behavior.testing.echo import token_id
 from pytest_behavior.testing.protocol import VLLM_VERSION

@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from pytest_behavior.redaction import (
+from pytest_behavior.fetch.redaction import (
     REDACTED,
     Redactor,
     is_secret_name,

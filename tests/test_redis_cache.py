@@ -18,7 +18,7 @@ import pytest
 from helpers import answer_yes_for, yes_no_suite
 from redis_fixture import RedisServer, free_port, running_redis
 
-from pytest_behavior.cache_redis import KEY_PREFIX, RedisCache, iter_redis_entries, masked_url
+from pytest_behavior.cache.redis_store import KEY_PREFIX, RedisCache, iter_redis_entries, masked_url
 from pytest_behavior.testing import ChatRequest, Fault, ModelServer, Reply
 from pytest_behavior.values import Answer
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from pytest_behavior.history import load_history
 from pytest_behavior.outcomes import CaseOutcome
-from pytest_behavior.report import report_results
-from pytest_behavior.report_html import render_html
+from pytest_behavior.report.document import report_results
+from pytest_behavior.report.history import load_history
+from pytest_behavior.report.html.page import render_html
 from pytest_behavior.testing import ChatRequest, ModelServer, Reply
 
 # .ci/run sets this: CI installs both, so there the test must run, never skip.

@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
-from pytest_behavior.revision import (
+from pytest_behavior.fetch.revision import (
     ModelName,
     reported_revision,
     served_id,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import ANTHROPIC_EVALS
 
-from pytest_behavior.spec import load_spec_file
+from pytest_behavior.spec.loading import load_spec_file
 from pytest_behavior.values import Trait
 
 pytestmark = pytest.mark.skipif(

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 
 import pytest
 
-from pytest_behavior.families.winogenerated import case_from_row
-from pytest_behavior.scoring import choice_key, parse_choice, score_answer
-from pytest_behavior.sources import case_from_mapping
+from pytest_behavior.spec.families.winogenerated import case_from_row
+from pytest_behavior.spec.sources import case_from_mapping
 from pytest_behavior.testing.tokens import token_logprobs
 from pytest_behavior.values import Answer, Case, ChoiceLogprob
+from pytest_behavior.verdicts.scoring import choice_key, parse_choice, score_answer
 
 YES_NO = case_from_mapping(
     {

@@ -1,4 +1,4 @@
-"""Tests for pytest_behavior.sequential and pytest_behavior.clustered.
+"""Tests for pytest_behavior.stats.sequential and pytest_behavior.stats.clustered.
 
 Reference numbers below were computed independently with scipy 1.17.1 by
 benchmarks/sequential_reference.py (not in CI: scipy is no dependency), which
@@ -20,7 +20,7 @@ from typing import cast
 
 import pytest
 
-from pytest_behavior.clustered import (
+from pytest_behavior.stats.clustered import (
     SampledCase,
     clustered_rate,
     paired_sampled_comparison,
@@ -28,7 +28,14 @@ from pytest_behavior.clustered import (
     student_t_quantile,
     unstable_cases,
 )
-from pytest_behavior.sequential import (
+from pytest_behavior.stats.intervals import (
+    Interval,
+    holm_adjust,
+    normal_quantile,
+    verdict_for_interval,
+    wilson_interval,
+)
+from pytest_behavior.stats.sequential import (
     PRIOR_STRENGTH,
     UNIFORM_PRIOR,
     BadDirection,
@@ -43,13 +50,6 @@ from pytest_behavior.sequential import (
     prior_for,
     rate_confidence_sequence,
     rate_log_martingale,
-)
-from pytest_behavior.stats import (
-    Interval,
-    holm_adjust,
-    normal_quantile,
-    verdict_for_interval,
-    wilson_interval,
 )
 
 # --- reference values (benchmarks/sequential_reference.py, scipy 1.17.1) -----------------

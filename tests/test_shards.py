@@ -22,8 +22,8 @@ import pytest
 from helpers import yes_no_suite
 
 from pytest_behavior.commands import main as command_main
-from pytest_behavior.partition import ShardSpec, shard_of
-from pytest_behavior.shard_file import load_shard, trait_from_dict, trait_to_dict, write_shard
+from pytest_behavior.shards.file import load_shard, trait_from_dict, trait_to_dict, write_shard
+from pytest_behavior.shards.partition import ShardSpec, shard_of
 from pytest_behavior.testing import Fault, ModelServer, Reply, answer_by_rules
 from pytest_behavior.values import Case, Threshold, Trait
 

@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pytest_behavior.errors import QUOTED_LENGTH, SpecError, brief
-from pytest_behavior.spec import TRAIT_KEYS, load_spec_file
+from pytest_behavior.spec.loading import TRAIT_KEYS, load_spec_file
 
 SPEC_NAME = "behavior_fuzz.yaml"
 # A message quotes values shortened to QUOTED_LENGTH; the rest is a sentence or two.
@@ -487,7 +487,7 @@ def test_bad_input_is_one_located_spec_error(
 
 
 def test_spec_larger_than_the_limit_is_refused_unread(tmp_path: Path) -> None:
-    from pytest_behavior.text_files import MAX_SPEC_BYTES
+    from pytest_behavior.spec.text_files import MAX_SPEC_BYTES
 
     path = tmp_path / SPEC_NAME
     with path.open("wb") as handle:

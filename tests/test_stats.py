@@ -1,4 +1,4 @@
-"""Tests for pytest_behavior.stats.
+"""Tests for pytest_behavior.stats.intervals.
 
 Reference numbers were computed once with scipy 1.17.1 / statsmodels 0.15.0 (in a
 throwaway virtualenv; neither is a dependency) unless a comment names a published
@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import pytest
 
-from pytest_behavior.stats import (
+from pytest_behavior.stats.intervals import (
     Interval,
     binomial_test_two_sided,
     clopper_pearson_interval,

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from helpers import answer_yes_for, yes_no_suite
 
-from pytest_behavior.progress import FetchCounts, FetchProgress
-from pytest_behavior.stopping import StopBook, stall_limit
+from pytest_behavior.fetch.progress import FetchCounts, FetchProgress
+from pytest_behavior.fetch.stopping import StopBook, stall_limit
 from pytest_behavior.testing import Fault, ModelServer
 
 SECRET = "sk-proj-PLANTEDsecret0123456789abcdefXYZ"

@@ -11,7 +11,7 @@ import pytest
 from helpers import yes_no_suite
 
 from pytest_behavior.outcomes import TraitResult
-from pytest_behavior.pr_comment import render_comment
+from pytest_behavior.report.pr_comment import render_comment
 from pytest_behavior.testing import ModelServer
 
 

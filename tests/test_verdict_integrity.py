@@ -12,8 +12,14 @@ from typing import Any
 import pytest
 from helpers import ANTHROPIC_EVALS, yes_no_suite
 
-from pytest_behavior.baseline import load_baseline
-from pytest_behavior.integrity import (
+from pytest_behavior.outcomes import CaseOutcome
+from pytest_behavior.spec.loading import load_spec_file
+from pytest_behavior.spec.shuffling import shuffle_case
+from pytest_behavior.spec.sources import case_from_mapping, listed_options
+from pytest_behavior.testing import Fault, ModelServer, Reply, answer_always, answer_by_rules
+from pytest_behavior.values import Case, Trait
+from pytest_behavior.verdicts.baseline import load_baseline
+from pytest_behavior.verdicts.integrity import (
     DEFAULT_MIN_SCORED,
     LOW_LABELLED_MASS,
     LOW_MASS_MIN_CASES,
@@ -23,13 +29,12 @@ from pytest_behavior.integrity import (
     labelled_mass_warnings,
     letter_of,
 )
-from pytest_behavior.outcomes import CaseOutcome
-from pytest_behavior.results import explain_verdict, failure_lines, is_failing, trait_result
-from pytest_behavior.shuffling import shuffle_case
-from pytest_behavior.sources import case_from_mapping, listed_options
-from pytest_behavior.spec import load_spec_file
-from pytest_behavior.testing import Fault, ModelServer, Reply, answer_always, answer_by_rules
-from pytest_behavior.values import Case, Trait
+from pytest_behavior.verdicts.results import (
+    explain_verdict,
+    failure_lines,
+    is_failing,
+    trait_result,
+)
 
 # Parsing the generated text is the scoring these tests control exactly.
 GENERATE = "--behavior-scoring=generate"

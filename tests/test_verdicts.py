@@ -8,10 +8,10 @@ import pytest
 from helpers import answer_yes_for, yes_no_suite
 
 from pytest_behavior.outcomes import CaseOutcome
-from pytest_behavior.results import is_failing, trait_result
-from pytest_behavior.sources import case_from_mapping
+from pytest_behavior.spec.sources import case_from_mapping
 from pytest_behavior.testing import ModelServer, Reply, answer_by_rules
 from pytest_behavior.values import Threshold, Trait
+from pytest_behavior.verdicts.results import is_failing, trait_result
 
 COUNT = 40
 

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from pytest_behavior import __version__
-from pytest_behavior.commands import cache_command as cache_command
-from pytest_behavior.commands import comment_command as comment_command
-from pytest_behavior.commands import compare_command as compare_command
-from pytest_behavior.commands import generate_command as generate_command
-from pytest_behavior.commands import history_command as history_command
-from pytest_behavior.commands import merge_command as merge_command
-from pytest_behavior.commands import report_command as report_command
+from pytest_behavior.commands import cache as cache
+from pytest_behavior.commands import comment as comment
+from pytest_behavior.commands import compare as compare
+from pytest_behavior.commands import generate as generate
+from pytest_behavior.commands import history as history
+from pytest_behavior.commands import merge as merge
+from pytest_behavior.commands import report as report
 from pytest_behavior.commands.common import CommandError
 
 if TYPE_CHECKING:
@@ -38,13 +38,13 @@ class Command(Protocol):
 
 
 COMMANDS: tuple[Command, ...] = (
-    history_command,
-    compare_command,
-    report_command,
-    comment_command,
-    cache_command,
-    generate_command,
-    merge_command,
+    history,
+    compare,
+    report,
+    comment,
+    cache,
+    generate,
+    merge,
 )
 
 EPILOG = """\

@@ -103,7 +103,7 @@ def reference_lookup(
 ) -> Callable[[TraitResult], tuple[TraitResult, str] | None]:
     """For compare.compare_all: a current result's reference, as a baseline run finds it
     (baseline.baseline_reference), among the results of its counterpart model only."""
-    from pytest_behavior.baseline import baseline_reference
+    from pytest_behavior.verdicts.baseline import baseline_reference
 
     by_model = {
         current: baseline_reference(

@@ -43,7 +43,7 @@ class ReportFile:
 
 def load_report(path: Path) -> ReportFile:
     """Read ``path``; a missing, unreadable, non-JSON or foreign file is a CommandError."""
-    from pytest_behavior.baseline import READABLE_SCHEMAS
+    from pytest_behavior.verdicts.baseline import READABLE_SCHEMAS
 
     data = _read_json(path)
     version = data.get("schema_version") if isinstance(data, dict) else None
@@ -109,7 +109,7 @@ def _is_history(text: str) -> bool:
 
 def _result(path: Path, number: int, raw: Any) -> TraitResult:
     """One result, read and checked that every report renders it."""
-    from pytest_behavior.report import comparison_rows, summary_rows
+    from pytest_behavior.report.document import comparison_rows, summary_rows
 
     if not isinstance(raw, Mapping) or not all(
         isinstance(raw.get(name), str) for name in ("model", "trait")

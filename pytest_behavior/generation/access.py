@@ -1,6 +1,6 @@
 """The plugin's client, fetcher and cache, built outside a pytest session.
 
-A :class:`~pytest_behavior.run.BehaviorRun` builds these from a pytest Config;
+A :class:`~pytest_behavior.session.run.BehaviorRun` builds these from a pytest Config;
 the generate command has none, so it builds them from their constructors here:
 the same concurrency, retries and cache, and ``local/...`` models started the
 same way (and stopped when :meth:`ModelAccess.close` runs).
@@ -12,14 +12,14 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pytest_behavior.cache import ResponseCache
-from pytest_behavior.client import Endpoint, ModelClient, litellm_complete
+from pytest_behavior.cache.disk import ResponseCache
 from pytest_behavior.errors import RequestFailed
-from pytest_behavior.fetching import Fetcher
+from pytest_behavior.fetch.client import Endpoint, ModelClient, litellm_complete
+from pytest_behavior.fetch.fetcher import Fetcher
 from pytest_behavior.values import LOCAL_PREFIX, Answer, ModelRequest
 
 if TYPE_CHECKING:
-    from pytest_behavior.progress import FetchCounts
+    from pytest_behavior.fetch.progress import FetchCounts
 
 DEFAULT_CACHE_DIR = Path(".behavior_cache") / "responses"
 

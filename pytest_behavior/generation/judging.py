@@ -74,7 +74,7 @@ def judge_template(model: str, answers: Mapping[str, str]) -> str:
         if sorted(answers.values()) == [" No", " Yes"]:
             return default_prompt_template(model)
         return "{question}\nAnswer:"
-    from pytest_behavior.prompting import PAPER_TEMPLATE
+    from pytest_behavior.spec.prompting import PAPER_TEMPLATE
 
     return PAPER_TEMPLATE
 
@@ -86,7 +86,7 @@ def judge_requests(
     access: ModelAccess,
     method: str,
 ) -> list[ModelRequest]:
-    from pytest_behavior.prompting import sampling_params
+    from pytest_behavior.spec.prompting import sampling_params
 
     template = judge_template(judge, answers)
     params = sampling_params(method, max_tokens=3, top_logprobs=5)
@@ -111,7 +111,7 @@ def read_verdict(
     method: str,
     answers: Mapping[str, str],
 ) -> Verdict:
-    from pytest_behavior.scoring import score_answer
+    from pytest_behavior.verdicts.scoring import score_answer
 
     if isinstance(answer, RequestFailed):
         return Verdict(candidate, None, None, note=f"failed: {answer.reason}")
@@ -138,7 +138,7 @@ def read_verdict(
 
 
 def unsupported_reason(answers: Sequence[Answer | RequestFailed]) -> str | None:
-    from pytest_behavior.exact import is_unsupported_reason
+    from pytest_behavior.fetch.exact import is_unsupported_reason
 
     for answer in answers:
         if isinstance(answer, RequestFailed) and is_unsupported_reason(answer.reason):

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from pytest_behavior.errors import SpecError
-from pytest_behavior.text_files import read_text_file
-from pytest_behavior.yaml_lines import LineDict, LineList, load_yaml
+from pytest_behavior.spec.text_files import read_text_file
+from pytest_behavior.spec.yaml_lines import LineDict, LineList, load_yaml
 
 MIN_EXAMPLES = 2
 MAX_SEED_BYTES = 10_000_000

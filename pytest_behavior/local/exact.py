@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
 
 if TYPE_CHECKING:
-    from pytest_behavior.client import Endpoint
+    from pytest_behavior.fetch.client import Endpoint
 
 CONTINUATION_ROUTE = "/v1/continuation_logprobs"
 

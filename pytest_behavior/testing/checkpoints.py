@@ -1,7 +1,7 @@
 """The checkpoint behind the served name, and temperature-0 jitter, as the test server plays them.
 
 The plugin asks every served model one fixed question per run (its checkpoint
-fingerprint, pytest_behavior/checkpoint.py) and marks that request with a header. The
+fingerprint, pytest_behavior/fetch/checkpoint.py) and marks that request with a header. The
 test server answers it from ``ModelServer.checkpoint``, a name for the weights behind
 the served model name: change it, and nothing in ``/v1/models`` changes, only the
 fingerprint does, as when a retrained checkpoint is written over the old file.

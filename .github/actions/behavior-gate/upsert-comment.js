@@ -4,7 +4,7 @@
  * Post the behavior comment on a pull request, or update the one already there.
  *
  * The comment is found by its marker: the first line of `body` (an HTML comment,
- * `<!-- pytest-behavior -->`, which pytest_behavior.pr_comment writes), on a
+ * `<!-- pytest-behavior -->`, which pytest_behavior.report.pr_comment writes), on a
  * comment written by `options.author` (the account the token acts as; by default
  * the Actions bot). A comment by anybody else is never edited, even if it starts
  * with the marker: a pull request author could otherwise plant one and edit the

@@ -1,7 +1,0 @@
-"""Anything else: the paper's framing and the labelled answers, nothing family-specific."""
-
-from __future__ import annotations
-
-from pytest_behavior.families.base import Family
-
-GENERIC = Family(name="generic")

@@ -1,0 +1,2 @@
+"""Requests -> answers: litellm calls, exact scoring, retries, stopping, budgets and
+fetch processes."""

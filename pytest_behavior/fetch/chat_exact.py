@@ -1,0 +1,217 @@
+"""Exact scoring of a chat-format prompt, on a server that renders the model's chat template.
+
+Exact scoring through completions continues the prompt as raw text, so a ``format:
+chat`` trait could only be scored there by measuring another prompt. llama.cpp's
+``llama-server`` renders the chat template itself (``POST /apply-template``, the same
+rendering its chat endpoint applies), tokenizes (``POST /tokenize``) and gives the
+log-probabilities of the next token (``POST /completion`` with the prompt as token
+ids and ``n_probs``). Per case:
+
+1. the messages rendered with the assistant turn opened, as the chat endpoint does;
+2. each labelled answer as the reply's first words: without its leading space (a
+   reply starts right after the template's assistant header, `` (A)`` is read as
+   ``(A)``), tokenized as lm-evaluation-harness splits a continuation (the whole text
+   and the context tokenized, the continuation is what the whole has beyond the
+   context);
+3. each answer token's log-probability given the context and the answer tokens
+   before it, summed. Contexts the answers share (the ``(`` of ``(A)`` and ``(B)``)
+   are asked once.
+
+A token is read from the ``n_probs`` most likely; one outside them is asked again
+with ``n_probs`` the whole vocabulary (its size from the ``/v1/models`` listing), so
+every number is exact, not a bound. The requests go over the standard library (no
+litellm, whose text-completion path costs about twice a chat call's CPU), with the
+errors the retry and stop rules read (local/exact.py). A server without
+``/apply-template`` raises :class:`~pytest_behavior.fetch.exact.ExactScoringUnsupported`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from pytest_behavior.fetch.exact import UNSUPPORTED, ExactScoringUnsupported
+from pytest_behavior.local.exact import (
+    APIConnectionError,
+    LocalServerError,
+    Timeout,
+    post_json,
+)
+from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
+
+if TYPE_CHECKING:
+    from pytest_behavior.fetch.client import Endpoint
+
+# Most labelled answers are among the 64 likeliest tokens; the rest cost one more step.
+FIRST_PROBS = 64
+FINISH_MARK = "chat-template"
+
+
+class ServerError(LocalServerError):
+    """The server answered a chat-template scoring request with an error status."""
+
+
+@dataclass
+class _Session:
+    """One case's requests to one server: where, with which key, and the steps asked."""
+
+    host: str
+    port: int
+    root_path: str
+    headers: str
+    steps: dict[tuple[int, ...], dict[int, float]] = field(default_factory=dict)
+    # Asked at most once per case: another checkpoint may be served at the same address
+    # by the next case (a swap under one name), with another vocabulary.
+    _vocabulary: int | None = None
+
+    async def call(self, path: str, body: dict[str, Any] | None) -> Any:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        try:
+            status, payload = await post_json(
+                self.host, self.port, self.root_path + path, data, self.headers
+            )
+        except (OSError, ValueError, EOFError) as exc:
+            where = f"{self.host}:{self.port}"
+            raise APIConnectionError(None, f"the server at {where}: {exc!r}") from exc
+        if status in (404, 405, 501):
+            raise ExactScoringUnsupported(
+                f"{UNSUPPORTED}: the server does not render the model's chat template "
+                f"(no {path}, status {status}); a chat-format prompt is scored exactly only "
+                "where it does (llama-server)"
+            )
+        if status != 200:
+            raise ServerError(status, f"{_message(payload)} (status {status}, {path})")
+        return payload
+
+    async def tokens(self, text: str) -> list[int]:
+        found = await self.call(
+            "/tokenize", {"content": text, "add_special": True, "parse_special": True}
+        )
+        return [int(token) for token in found["tokens"]]
+
+    async def next_logprobs(self, context: tuple[int, ...], token: int) -> float:
+        """log P(token | context), from the likeliest ``FIRST_PROBS``, else the whole list."""
+        known = self.steps.get(context)
+        if known is None:
+            self.steps[context] = known = await self._step(context, FIRST_PROBS)
+        if token not in known and len(known) < (size := await self.vocabulary()):
+            self.steps[context] = known = await self._step(context, size)
+        if token not in known:
+            raise ServerError(500, f"token {token} is not in the server's vocabulary listing")
+        return known[token]
+
+    async def _step(self, context: tuple[int, ...], probs: int) -> dict[int, float]:
+        answer = await self.call(
+            "/completion",
+            {
+                "prompt": list(context),
+                "n_predict": 1,
+                "n_probs": probs,
+                "temperature": 0,
+                "cache_prompt": True,
+                # The model's own distribution, not the sampler's.
+                "post_sampling_probs": False,
+            },
+        )
+        try:
+            listed = answer["completion_probabilities"][0]["top_logprobs"]
+            return {int(entry["id"]): float(entry["logprob"]) for entry in listed}
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise ExactScoringUnsupported(
+                f"{UNSUPPORTED}: /completion gave no token log-probabilities ({exc!r:.60})"
+            ) from None
+
+    async def vocabulary(self) -> int:
+        if self._vocabulary is None:
+            listing = await self.call("/v1/models", None)
+            sizes = [
+                (entry.get("meta") or {}).get("n_vocab")
+                for entry in listing.get("data") or []
+                if isinstance(entry, dict)
+            ]
+            size = next((int(n) for n in sizes if isinstance(n, int) and n > 0), 0)
+            if not size:
+                raise ExactScoringUnsupported(
+                    f"{UNSUPPORTED}: an answer token is not among the {FIRST_PROBS} likeliest "
+                    "and the server's listing does not give its vocabulary size (meta.n_vocab)"
+                )
+            self._vocabulary = size
+        return self._vocabulary
+
+    async def build(self) -> str | None:
+        """llama.cpp's build (``/props``), as its chat endpoint's system_fingerprint gives it."""
+        props = await self.call("/props", None)
+        build = props.get("build_info") if isinstance(props, dict) else None
+        return build if isinstance(build, str) and build else None
+
+
+def reply_text(continuation: str) -> str:
+    """A labelled answer as the first words of a reply: " (A)" -> "(A)"."""
+    return continuation.lstrip()
+
+
+async def chat_exact_complete(
+    request: ModelRequest, endpoint: Endpoint, *, timeout: float, api_key: str | None
+) -> Answer:
+    """Each continuation's exact log-probability as the reply to the request's messages."""
+    import asyncio
+
+    address = urlsplit(endpoint.api_base or "")
+    path = address.path.rstrip("/").removesuffix("/v1")
+    session = _Session(
+        host=address.hostname or "127.0.0.1",
+        port=address.port or 80,
+        root_path=path,
+        headers=f"Authorization: Bearer {api_key}\r\n" if api_key else "",
+    )
+    try:
+        return await asyncio.wait_for(_score(session, request), timeout)
+    except TimeoutError as exc:
+        raise Timeout(None, f"the server gave no answer in {timeout:g} s") from exc
+
+
+async def _score(session: _Session, request: ModelRequest) -> Answer:
+    rendered = await session.call("/apply-template", {"messages": request.litellm_messages()})
+    prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
+    if not isinstance(prompt, str):
+        raise ExactScoringUnsupported(f"{UNSUPPORTED}: /apply-template rendered no prompt")
+    context = tuple(await session.tokens(prompt))
+    scored = []
+    for continuation in request.continuations:
+        whole = await session.tokens(prompt + reply_text(continuation))
+        shared = _common_prefix(context, whole)
+        answer_tokens = whole[shared:]
+        if not answer_tokens:
+            raise ExactScoringUnsupported(
+                f"{UNSUPPORTED}: {continuation!r} adds no token to the rendered prompt"
+            )
+        total, prefix = 0.0, tuple(whole[:shared])
+        for token in answer_tokens:
+            total += await session.next_logprobs(prefix, token)
+            prefix = (*prefix, token)
+        scored.append(ChoiceLogprob(continuation, total, len(answer_tokens)))
+    return Answer(
+        text="",
+        choice_logprobs=tuple(scored),
+        finish_reason=FINISH_MARK,
+        serving_stack=await session.build(),
+    )
+
+
+def _common_prefix(context: tuple[int, ...], whole: list[int]) -> int:
+    """How many of ``whole``'s first tokens are the context's (the harness's split, kept
+    safe where the last context token merges with the answer's first)."""
+    shared = 0
+    for ours, theirs in zip(context, whole, strict=False):
+        if ours != theirs:
+            break
+        shared += 1
+    return shared
+
+
+def _message(payload: Any) -> str:
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return str(message or payload)[:200]

@@ -1,0 +1,1 @@
+"""A pytest session's behavior run: collection, the run's lifecycle, finishing, xdist, signals."""

@@ -1,0 +1,1 @@
+"""Splitting a run into shards by request key, and merging the shard files into verdicts."""

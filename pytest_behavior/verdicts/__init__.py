@@ -1,0 +1,2 @@
+"""Answers -> scores -> verdicts: scoring, results, integrity checks, sampling,
+comparisons and baselines."""
