@@ -6,7 +6,6 @@ pays nothing (no litellm, no diskcache, no files created).
 
 from __future__ import annotations
 
-import difflib
 import gc
 import re
 import sys
@@ -167,6 +166,8 @@ def pytest_load_initial_conftests(
         name = str(token).partition("=")[0]
         if not name.startswith("--behavior"):
             continue
+        import difflib  # only for a mistyped option
+
         close = difflib.get_close_matches(name, option_flags(), n=1, cutoff=0.6)
         hint = f"did you mean {close[0]}?" if close else "pytest --help lists them"
         raise pytest.UsageError(f"unrecognized option {name}: {hint}")

@@ -203,7 +203,9 @@ def test_scoring_exact_of_a_chat_prompt_needs_a_server_that_renders_the_template
     pytester.makefile(".yaml", behavior_t=yes_no_suite(count=2, extra="format: chat\n"))
     run = run_suite("--behavior-scoring=exact")
     run.result.stdout.fnmatch_lines(
-        ["*does not render the model's chat template (no /apply-template, status 404)*"]
+        [
+            "*does not render the model's chat template (neither llama-server's /apply-template nor vLLM's /tokenize: status 404)*"
+        ]
     )
     assert run.result.ret == pytest.ExitCode.TESTS_FAILED
     # No completion or chat request: the chat prompt never went out as raw text.

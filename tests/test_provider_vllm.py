@@ -157,3 +157,34 @@ def test_errors_are_written_as_vllm_writes_them(vllm_server: ModelServer) -> Non
     assert status == 400
     assert body["error"]["type"] == "BadRequestError"
     assert body["error"]["code"] == 400
+
+
+def test_a_chat_prompt_is_scored_exactly_by_continuing_the_assistant_turn(
+    pytester: pytest.Pytester, vllm_server: ModelServer
+) -> None:
+    """format: chat on vLLM: /tokenize says where the reply starts, the chat endpoint
+    continues each answer as the assistant's turn and returns its prompt_logprobs."""
+    pytester.makefile(".yaml", behavior_t=yes_no_suite(count=4, extra="format: chat\n"))
+    # A chat reply starts without a space: the scripted model weighs "Yes" and "No".
+    vllm_server.responder = answer_always(Reply("Yes", choices={"Yes": 0.8, "No": 0.2}))
+    run = run_with_defaults(pytester, MODEL, vllm_server.api_base)
+    [result] = run.results
+    assert (result["scoring_used"], result["prompt_format"]) == ("exact", "chat")
+    for case in result["cases"]:
+        assert case["probabilities"] == {
+            " Yes": pytest.approx(0.8, abs=1e-6),
+            " No": pytest.approx(0.2, abs=1e-6),
+        }
+        assert case["labelled_mass"] == pytest.approx(1.0, abs=1e-6)
+    # One chat request per labelled answer, nothing sent as raw text.
+    assert vllm_server.request_count == 4 * 2
+    for request in vllm_server.requests:
+        assert request.body["continue_final_message"] is True
+        assert request.body["add_generation_prompt"] is False
+        assert request.body["prompt_logprobs"] == 0
+        assert request.messages[-1]["role"] == "assistant"
+        assert request.messages[-1]["content"] in ("Yes", "No")
+    # A cached rerun asks nothing.
+    rerun = run_with_defaults(pytester, MODEL, vllm_server.api_base)
+    assert vllm_server.request_count == 4 * 2
+    assert rerun.results[0]["matches"] == result["matches"]

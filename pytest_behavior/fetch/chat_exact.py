@@ -1,9 +1,11 @@
 """Exact scoring of a chat-format prompt, on a server that renders the model's chat template.
 
 Exact scoring through completions continues the prompt as raw text, so a ``format:
-chat`` trait could only be scored there by measuring another prompt. llama.cpp's
-``llama-server`` renders the chat template itself (``POST /apply-template``, the same
-rendering its chat endpoint applies), tokenizes (``POST /tokenize``) and gives the
+chat`` trait could only be scored there by measuring another prompt. Two servers
+render the template themselves and say what the reply's tokens cost:
+
+**llama.cpp's llama-server** renders it (``POST /apply-template``, the same rendering
+its chat endpoint applies), tokenizes (``POST /tokenize``) and gives the
 log-probabilities of the next token (``POST /completion`` with the prompt as token
 ids and ``n_probs``). Per case:
 
@@ -19,10 +21,20 @@ ids and ``n_probs``). Per case:
 
 A token is read from the ``n_probs`` most likely; one outside them is asked again
 with ``n_probs`` the whole vocabulary (its size from the ``/v1/models`` listing), so
-every number is exact, not a bound. The requests go over the standard library (no
-litellm, whose text-completion path costs about twice a chat call's CPU), with the
-errors the retry and stop rules read (local/exact.py). A server without
-``/apply-template`` raises :class:`~pytest_behavior.fetch.exact.ExactScoringUnsupported`.
+every number is exact, not a bound.
+
+**vLLM** renders the messages with the assistant turn opened (``POST /tokenize`` with
+``messages`` and ``add_generation_prompt``: how many tokens the context is), and its
+chat endpoint continues a final assistant message instead of opening a new one
+(``continue_final_message``) and returns each prompt token's log-probability
+(``prompt_logprobs: 0``): one request per labelled answer, whose tokens are those past
+the context.
+
+Which of the two a server speaks is learnt from its first answer (``/apply-template``
+is llama-server's). The requests go over the standard library (no litellm, whose
+text-completion path costs about twice a chat call's CPU), with the errors the retry
+and stop rules read (local/exact.py). A server that speaks neither raises
+:class:`~pytest_behavior.fetch.exact.ExactScoringUnsupported`.
 """
 
 from __future__ import annotations
@@ -33,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from pytest_behavior.fetch.exact import UNSUPPORTED, ExactScoringUnsupported
+from pytest_behavior.fetch.revision import served_id
 from pytest_behavior.local.exact import (
     APIConnectionError,
     LocalServerError,
@@ -47,6 +60,18 @@ if TYPE_CHECKING:
 # Most labelled answers are among the 64 likeliest tokens; the rest cost one more step.
 FIRST_PROBS = 64
 FINISH_MARK = "chat-template"
+LLAMA_CPP, VLLM = "llama.cpp", "vllm"
+# The protocol each server (by api_base) answered in: a vLLM server is not asked for
+# llama-server's /apply-template again on every case.
+_PROTOCOLS: dict[str, str] = {}
+
+
+class RouteMissing(ExactScoringUnsupported):
+    """The server has no such route (404): it may speak the other protocol."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class ServerError(LocalServerError):
@@ -76,10 +101,11 @@ class _Session:
             where = f"{self.host}:{self.port}"
             raise APIConnectionError(None, f"the server at {where}: {exc!r}") from exc
         if status in (404, 405, 501):
-            raise ExactScoringUnsupported(
+            raise RouteMissing(
+                f"status {status}",
                 f"{UNSUPPORTED}: the server does not render the model's chat template "
                 f"(no {path}, status {status}); a chat-format prompt is scored exactly only "
-                "where it does (llama-server)"
+                "where it does (llama-server, vLLM)",
             )
         if status != 200:
             raise ServerError(status, f"{_message(payload)} (status {status}, {path})")
@@ -140,12 +166,6 @@ class _Session:
             self._vocabulary = size
         return self._vocabulary
 
-    async def build(self) -> str | None:
-        """llama.cpp's build (``/props``), as its chat endpoint's system_fingerprint gives it."""
-        props = await self.call("/props", None)
-        build = props.get("build_info") if isinstance(props, dict) else None
-        return build if isinstance(build, str) and build else None
-
 
 def reply_text(continuation: str) -> str:
     """A labelled answer as the first words of a reply: " (A)" -> "(A)"."""
@@ -167,12 +187,42 @@ async def chat_exact_complete(
         headers=f"Authorization: Bearer {api_key}\r\n" if api_key else "",
     )
     try:
-        return await asyncio.wait_for(_score(session, request), timeout)
+        return await asyncio.wait_for(_score(session, request, endpoint), timeout)
     except TimeoutError as exc:
         raise Timeout(None, f"the server gave no answer in {timeout:g} s") from exc
 
 
-async def _score(session: _Session, request: ModelRequest) -> Answer:
+async def _score(session: _Session, request: ModelRequest, endpoint: Endpoint) -> Answer:
+    where = endpoint.api_base or ""
+    if _PROTOCOLS.get(where) != VLLM:
+        try:
+            scored = await _score_llama_cpp(session, request)
+        except RouteMissing:
+            if _PROTOCOLS.get(where) == LLAMA_CPP:
+                raise
+        else:
+            _PROTOCOLS[where] = LLAMA_CPP
+            return _answer(scored)
+    try:
+        scored = await _score_vllm(session, request, served_id(endpoint.litellm_model))
+    except RouteMissing as missing:
+        if _PROTOCOLS.get(where) == VLLM:
+            raise
+        raise ExactScoringUnsupported(
+            f"{UNSUPPORTED}: the server does not render the model's chat template (neither "
+            f"llama-server's /apply-template nor vLLM's /tokenize: {missing.status}); a "
+            "chat-format prompt is scored exactly only where it does"
+        ) from None
+    _PROTOCOLS[where] = VLLM
+    return _answer(scored)
+
+
+def _answer(scored: list[ChoiceLogprob]) -> Answer:
+    # The serving stack is the checkpoint check's (llama.cpp's build, vLLM's version).
+    return Answer(text="", choice_logprobs=tuple(scored), finish_reason=FINISH_MARK)
+
+
+async def _score_llama_cpp(session: _Session, request: ModelRequest) -> list[ChoiceLogprob]:
     rendered = await session.call("/apply-template", {"messages": request.litellm_messages()})
     prompt = rendered.get("prompt") if isinstance(rendered, dict) else None
     if not isinstance(prompt, str):
@@ -192,12 +242,44 @@ async def _score(session: _Session, request: ModelRequest) -> Answer:
             total += await session.next_logprobs(prefix, token)
             prefix = (*prefix, token)
         scored.append(ChoiceLogprob(continuation, total, len(answer_tokens)))
-    return Answer(
-        text="",
-        choice_logprobs=tuple(scored),
-        finish_reason=FINISH_MARK,
-        serving_stack=await session.build(),
+    return scored
+
+
+async def _score_vllm(session: _Session, request: ModelRequest, name: str) -> list[ChoiceLogprob]:
+    messages = request.litellm_messages()
+    found = await session.call(
+        "/tokenize", {"model": name, "messages": messages, "add_generation_prompt": True}
     )
+    context = found.get("count") if isinstance(found, dict) else None
+    if not isinstance(context, int):
+        raise ExactScoringUnsupported(f"{UNSUPPORTED}: /tokenize gave no token count")
+    scored = []
+    for continuation in request.continuations:
+        body = {
+            "model": name,
+            "messages": [*messages, {"role": "assistant", "content": reply_text(continuation)}],
+            "add_generation_prompt": False,
+            "continue_final_message": True,
+            "prompt_logprobs": 0,
+            "max_tokens": 1,
+            "temperature": 0,
+        }
+        answer = await session.call("/v1/chat/completions", body)
+        entries = answer.get("prompt_logprobs") if isinstance(answer, dict) else None
+        if not isinstance(entries, list) or len(entries) <= context:
+            raise ExactScoringUnsupported(
+                f"{UNSUPPORTED}: the chat endpoint returned no prompt log-probabilities "
+                f"past the context for {continuation!r}"
+            )
+        try:
+            # prompt_logprobs: 0 lists each prompt token alone, keyed by its id.
+            values = [float(next(iter(entry.values()))["logprob"]) for entry in entries[context:]]
+        except (AttributeError, KeyError, StopIteration, TypeError, ValueError) as exc:
+            raise ExactScoringUnsupported(
+                f"{UNSUPPORTED}: prompt log-probabilities not in vLLM's shape ({exc!r:.60})"
+            ) from None
+        scored.append(ChoiceLogprob(continuation, sum(values), len(values)))
+    return scored
 
 
 def _common_prefix(context: tuple[int, ...], whole: list[int]) -> int:

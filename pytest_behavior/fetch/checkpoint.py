@@ -82,7 +82,8 @@ class Description:
     details: str | None
     stack: ServingStack = ServingStack()
     # The server renders the model's chat template itself (llama.cpp's /props names
-    # one, and /apply-template serves it): chat prompts can be scored exactly there.
+    # one; vLLM's chat endpoint continues a final assistant message): chat prompts can
+    # be scored exactly there (fetch/chat_exact.py).
     renders_chat: bool = False
 
     @property
@@ -242,6 +243,8 @@ def description_of(
             label = path
         build = props.get("build_info")
         server = build if isinstance(build, str) and build else None
+    if entry is not None and entry.get("owned_by") == "vllm":
+        renders_chat = True  # its chat endpoint continues a final assistant message
     canonical = json.dumps(details, sort_keys=True, ensure_ascii=False) if details else None
     return Description(label, canonical, ServingStack(server=server), renders_chat)
 

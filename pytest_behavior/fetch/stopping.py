@@ -19,9 +19,13 @@ the session fails with one message per model (see finish.py).
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    # Only annotations: asyncio's import is a third of the plugin's startup without specs.
+    import asyncio
 
 NOT_RUN = "not run: "
 BAD_REQUESTS_TO_STOP = 3

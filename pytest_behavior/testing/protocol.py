@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .echo import context_candidates, prompt_logprobs, vllm_prompt_logprobs
+from .echo import context_candidates, prompt_logprobs, token_id, vllm_prompt_logprobs
 from .responders import ChatRequest, Reply
 from .tokens import (
     CONFIDENT_LOGPROB,
@@ -83,6 +83,22 @@ def echo_request(
     return ChatRequest(
         model=_model(body), messages=[], prompt=shared, body=dict(body), headers=dict(headers)
     )
+
+
+def vllm_tokenize(body: Mapping[str, Any]) -> dict[str, Any]:
+    """vLLM's ``POST /tokenize``: a prompt, or chat messages rendered as the chat endpoint
+    renders them (here: their texts, one per line), the assistant turn opened by a final
+    newline unless ``add_generation_prompt`` is false."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        parts = [message for message in messages if isinstance(message, dict)]
+        text = "\n".join(message_text(message.get("content")) for message in parts)
+        if body.get("add_generation_prompt", True):
+            text += "\n"
+    else:
+        text = str(body.get("prompt") or "")
+    tokens = [token_id(token) for token in tokenize(text)]
+    return {"count": len(tokens), "max_model_len": 4096, "tokens": tokens}
 
 
 def message_text(content: Any) -> str:

@@ -354,6 +354,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._serve_completion(body, route="completions")
         elif path in _COMPLETION_PATHS and dialect.chat:
             self._refuse_completions(body)
+        elif path == "/tokenize" and dialect.name == "vllm":
+            try:
+                self._send_json(200, protocol.vllm_tokenize(_parse_json(body)))
+            except ProtocolError as error:
+                self._send_json(error.status, dialect.error_body(error.status, error.message))
         else:
             self._send_not_found(path)
 
