@@ -148,7 +148,8 @@ def test_a_vllm_key_reaches_the_chat_and_the_completions_endpoint(
 
 def test_an_api_key_is_checked_as_vllm_checks_it() -> None:
     with ModelServer(dialect="vllm", api_key="vllm-secret") as server:
-        status, body = call(server, "POST", "/v1/chat/completions", {"model": "m", "messages": []})
+        body = {"model": "m", "messages": [{"role": "user", "content": "Hi"}]}
+        status, body = call(server, "POST", "/v1/chat/completions", body)
     assert (status, body) == (401, {"error": "Unauthorized"})
 
 

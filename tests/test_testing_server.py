@@ -333,7 +333,8 @@ def test_responder_errors_become_500_and_are_kept(server: ModelServer) -> None:
 
 def test_unrenderable_reply_is_a_500_kept_for_the_test(server: ModelServer) -> None:
     server.responder = answer_always(Reply(" Yes", choices={" Yes": "likely"}))  # type: ignore[dict-item]
-    status, error = post(server, "/v1/chat/completions", {"model": "m", "messages": []})
+    message = {"role": "user", "content": "Yes?"}
+    status, error = post(server, "/v1/chat/completions", {"model": "m", "messages": [message]})
     assert status == 500
     assert "TypeError" in error["error"]["message"]
     assert len(server.errors) == 1

@@ -18,7 +18,8 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from .protocol import Generation, ProtocolError, message_text
+from ..wire import RequestError, message_text
+from .protocol import Generation
 from .responders import ChatRequest
 from .tokens import count_tokens
 
@@ -77,29 +78,29 @@ def error_body(status: int, message: str) -> dict[str, Any]:
 
 
 def messages_request(body: Mapping[str, Any], headers: Mapping[str, str]) -> ChatRequest:
-    """The :class:`ChatRequest` of a ``/v1/messages`` body, or ProtocolError as the API says it."""
+    """The :class:`ChatRequest` of a ``/v1/messages`` body, or RequestError as the API says it."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise ProtocolError("model: Field required", param="model")
+        raise RequestError("model: Field required", param="model")
     extra = sorted(name for name in body if name not in KNOWN_FIELDS)
     if extra:
-        raise ProtocolError(f"{extra[0]}: Extra inputs are not permitted", param=extra[0])
+        raise RequestError(f"{extra[0]}: Extra inputs are not permitted", param=extra[0])
     max_tokens = body.get("max_tokens")
     if max_tokens is None:
-        raise ProtocolError("max_tokens: Field required", param="max_tokens")
+        raise RequestError("max_tokens: Field required", param="max_tokens")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ProtocolError("max_tokens: Input should be greater than or equal to 1")
+        raise RequestError("max_tokens: Input should be greater than or equal to 1")
     temperature = body.get("temperature")
     if temperature is not None and not (
         isinstance(temperature, int | float) and 0 <= temperature <= 1
     ):
-        raise ProtocolError("temperature: range: 0..1", param="temperature")
+        raise RequestError("temperature: range: 0..1", param="temperature")
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise ProtocolError("messages: at least one message is required", param="messages")
+        raise RequestError("messages: at least one message is required", param="messages")
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
-            raise ProtocolError(f"messages.{index}.role: Input should be 'user' or 'assistant'")
+            raise RequestError(f"messages.{index}.role: Input should be 'user' or 'assistant'")
     texts = [message_text(body.get("system"))] if body.get("system") else []
     texts += [message_text(message.get("content")) for message in messages]
     return ChatRequest(

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-from . import anthropic, protocol
-from .faults import ERROR_TYPES
+from .. import wire
+from . import anthropic
 
 OPENAI_MISSING_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization "
@@ -82,8 +82,7 @@ class Dialect:
         if self.name == "vllm":
             kind = _vllm_error_type(status)
             return {"error": {"message": message, "type": kind, "param": param, "code": status}}
-        kind = ERROR_TYPES.get(status, "server_error")
-        return protocol.error_body(message, kind, param=param, code=code)
+        return wire.error_body(message, wire.error_type(status), param=param, code=code)
 
     def refuse_key(
         self, headers: Mapping[str, str], expected: str | None
@@ -104,12 +103,10 @@ class Dialect:
             # vllm serve --api-key: a bare {"error": "Unauthorized"}.
             return None if key == expected else (401, {"error": "Unauthorized"})
         if not key:
-            return 401, protocol.error_body(OPENAI_MISSING_KEY, "invalid_request_error")
+            return 401, wire.error_body(OPENAI_MISSING_KEY, "invalid_request_error")
         if expected is not None and key != expected:
             message = OPENAI_WRONG_KEY.format(masked=masked_key(key))
-            return 401, protocol.error_body(
-                message, "invalid_request_error", code="invalid_api_key"
-            )
+            return 401, wire.error_body(message, "invalid_request_error", code="invalid_api_key")
         return None
 
 

@@ -20,22 +20,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from .. import wire
 from .responders import ChatRequest, Reply, as_reply
 from .tokens import CONFIDENT_LOGPROB, SMALLEST_PROBABILITY, tokenize
-
-
-def echo_prompts(body: Mapping[str, Any]) -> list[str] | None:
-    """The prompts of an ``echo`` request, or None when the body asks for no echo."""
-    if not body.get("echo"):
-        return None
-    prompt = body.get("prompt")
-    prompts = [prompt] if isinstance(prompt, str) else prompt
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-        return None
-    return list(prompts)
 
 
 def common_prefix(prompts: Sequence[str]) -> str:
@@ -122,12 +112,7 @@ def prompt_logprobs(prompt: str, context: str, reply: Reply, top_count: int) -> 
         position += len(token)
         logprobs.append(value)
         tops.append(None if value is None else _top(token, value, reply, top_count))
-    return {
-        "tokens": tokens,
-        "token_logprobs": logprobs,
-        "top_logprobs": tops,
-        "text_offset": offsets,
-    }
+    return wire.legacy_logprobs(tokens, logprobs, tops, offsets)
 
 
 def _top(token: str, value: float, reply: Reply, top_count: int) -> dict[str, float]:

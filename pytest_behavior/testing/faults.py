@@ -7,20 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
+from .. import wire
 from .responders import ChatRequest
 
 RequestMatcher: TypeAlias = Callable[[ChatRequest], bool]
 FaultKind: TypeAlias = Literal["status", "malformed_json", "hang", "drop_connection"]
-
-# OpenAI's error "type" per status, so clients that look at it see what they expect.
-ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_denied",
-    404: "not_found_error",
-    408: "timeout",
-    429: "rate_limit_exceeded",
-}
 
 
 @dataclass(frozen=True)
@@ -64,7 +55,7 @@ class Fault:
 
     @property
     def error_type(self) -> str:
-        return ERROR_TYPES.get(self.status_code, "server_error")
+        return wire.error_type(self.status_code)
 
 
 @dataclass

@@ -10,16 +10,18 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urlsplit
 
+from .. import wire
+from ..wire import RequestError
 from . import anthropic, checkpoints, echo, protocol
 from .dialects import Dialect, dialect_named
 from .faults import Fault, FaultQueue, RequestMatcher
-from .protocol import ProtocolError
 from .responders import ChatRequest, Responder, as_reply, deterministic_choice
 
 DEFAULT_MODEL_ID = "pytest-behavior-test-model"
+SERVER_NAME = "the pytest-behavior test model server"  # as it names itself in errors
 # How often the serving loop looks for a stop request; bounds how long stop() takes.
 POLL_INTERVAL = 0.05
 # A burst of parallel clients must not overflow the listen backlog (the default of 5
@@ -357,17 +359,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/tokenize" and dialect.name == "vllm":
             try:
                 self._send_json(200, protocol.vllm_tokenize(_parse_json(body)))
-            except ProtocolError as error:
+            except RequestError as error:
                 self._send_json(error.status, dialect.error_body(error.status, error.message))
         else:
             self._send_not_found(path)
 
     def _refuse_completions(self, raw_body: bytes) -> None:
         """A chat-only provider: counted like any request, answered with 404."""
-        with contextlib.suppress(ProtocolError):
+        with contextlib.suppress(RequestError):
             body = _parse_json(raw_body)
             headers = {name.lower(): value for name, value in self.headers.items()}
-            prompts = echo.echo_prompts(body)
+            prompts = wire.echo_prompts(body)
             if prompts is not None:
                 self.model_server._record(protocol.echo_request(body, headers, prompts))
             else:
@@ -387,7 +389,7 @@ class _Handler(BaseHTTPRequestHandler):
         server._enter_request()
         try:
             self._answer(server, raw_body, route=route)
-        except ProtocolError as error:
+        except RequestError as error:
             body = server.dialect.error_body(error.status, error.message, param=error.param)
             self._send_json(error.status, body)
         except Exception as error:
@@ -405,7 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
         legacy = route == "completions"
         if not legacy and checkpoints.is_probe(headers):
             return self._answer_probe(server, body)
-        prompts = echo.echo_prompts(body) if legacy else None
+        prompts = wire.echo_prompts(body) if legacy else None
         if prompts is not None:
             request = protocol.echo_request(body, headers, prompts)
         elif legacy:
@@ -428,20 +430,16 @@ class _Handler(BaseHTTPRequestHandler):
             return self._answer_message(server, request, body)
         unknown = sorted(server.dialect.unrecognized_chat_arguments.intersection(body))
         if unknown and not legacy:
-            raise ProtocolError(f"Unrecognized request argument supplied: {unknown[0]}")
+            raise RequestError(f"Unrecognized request argument supplied: {unknown[0]}")
         if prompts is not None and server.dialect.refuses_echo_logprobs and body.get("logprobs"):
-            raise ProtocolError(
+            raise RequestError(
                 "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
             )
-        if body.get("stream"):
-            raise ProtocolError(
-                "the pytest-behavior test model server does not stream; send 'stream': false",
-                param="stream",
-            )
+        wire.refuse_streaming(body, SERVER_NAME)
         # A provider without logprobs ignores the parameters, however they are set.
         top_count = None
         if server.serve_logprobs:
-            count = protocol.legacy_top_count if legacy else protocol.chat_top_count
+            count = wire.legacy_top_count if legacy else wire.chat_top_count
             top_count = count(body)
         try:
             if prompts is not None:
@@ -451,7 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:
             server._record_error(error)
             message = f"the responder raised {type(error).__name__}: {error}"
-            return self._send_json(500, protocol.error_body(message, "server_error"))
+            return self._send_json(500, wire.error_body(message, "server_error"))
         if prompts is not None:
             max_tokens = body.get("max_tokens")
             limit = max_tokens if isinstance(max_tokens, int) else 16
@@ -483,11 +481,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, server: ModelServer, request: ChatRequest, body: dict[str, Any]
     ) -> None:
         """An Anthropic Messages answer: the reply's text, no log-probabilities."""
-        if body.get("stream"):
-            raise ProtocolError(
-                "the pytest-behavior test model server does not stream; send 'stream': false",
-                param="stream",
-            )
+        wire.refuse_streaming(body, SERVER_NAME)
         try:
             reply = as_reply(server.responder(request))
         except Exception as error:
@@ -504,7 +498,7 @@ class _Handler(BaseHTTPRequestHandler):
         with server._stats_lock:
             server._probes += 1
             rng = random.Random(server._random.random())
-        top = protocol.chat_top_count(body) if server.serve_logprobs else 0
+        top = wire.chat_top_count(body) if server.serve_logprobs else 0
         model = body.get("model") if isinstance(body.get("model"), str) else DEFAULT_MODEL_ID
         answer = checkpoints.probe_body(str(model), server.checkpoint, server.jitter, top or 0, rng)
         self._send_json(200, answer)
@@ -589,13 +583,7 @@ def _model_named(raw_body: bytes) -> object:
 
 
 def _parse_json(raw_body: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw_body)
-    except ValueError as error:
-        raise ProtocolError(f"the request body is not valid JSON: {error}") from None
-    if not isinstance(body, dict):
-        raise ProtocolError("the request body must be a JSON object")
-    return cast(dict[str, Any], body)
+    return wire.parse_body(raw_body)
 
 
 def _format_seconds(seconds: float) -> str:

@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import wire
+
 # Like GPT-2's pre-tokenizer without its Unicode classes: a run of spaces before a
 # word keeps its last space for the word (``"  Yes"`` -> ``[" ", " Yes"]``).
 TOKEN_PATTERN = re.compile(r"\s?\w+|\s?[^\w\s]|\s+(?!\S)|\s+")
@@ -70,15 +72,8 @@ class TokenLogprob:
 
     def to_chat(self) -> dict[str, Any]:
         """The ``choices[0].logprobs.content[i]`` entry of a chat completion."""
-        return {
-            "token": self.token,
-            "logprob": self.logprob,
-            "bytes": list(self.token.encode("utf-8")),
-            "top_logprobs": [
-                {"token": token, "logprob": logprob, "bytes": list(token.encode("utf-8"))}
-                for token, logprob in self.top
-            ],
-        }
+        top = [wire.Logprob(token, logprob) for token, logprob in self.top]
+        return wire.chat_token(wire.Logprob(self.token, self.logprob), top)
 
 
 def token_logprobs(
@@ -213,7 +208,7 @@ def _log(probability: float) -> float:
 
 def chat_logprobs(entries: Sequence[TokenLogprob]) -> dict[str, Any]:
     """``choices[0].logprobs`` of a chat completion."""
-    return {"content": [entry.to_chat() for entry in entries], "refusal": None}
+    return wire.chat_logprobs([entry.to_chat() for entry in entries])
 
 
 def legacy_logprobs(entries: Sequence[TokenLogprob], text_start: int) -> dict[str, Any]:
@@ -222,14 +217,10 @@ def legacy_logprobs(entries: Sequence[TokenLogprob], text_start: int) -> dict[st
     ``text_offset`` counts characters from the start of the prompt, as OpenAI's does,
     so the first generated token sits at ``text_start`` (the prompt's length).
     """
-    offsets = []
-    position = text_start
-    for entry in entries:
-        offsets.append(position)
-        position += len(entry.token)
-    return {
-        "tokens": [entry.token for entry in entries],
-        "token_logprobs": [entry.logprob for entry in entries],
-        "top_logprobs": [dict(entry.top) for entry in entries],
-        "text_offset": offsets,
-    }
+    tokens = [entry.token for entry in entries]
+    return wire.legacy_logprobs(
+        tokens,
+        [entry.logprob for entry in entries],
+        [dict(entry.top) for entry in entries],
+        wire.text_offsets(tokens, text_start),
+    )
