@@ -183,6 +183,19 @@ def max_tokens(body: Mapping[str, Any], *, default: int = DEFAULT_MAX_TOKENS) ->
     return limit
 
 
+def echo_max_tokens(body: Mapping[str, Any]) -> int:
+    """``max_tokens`` of an ``echo`` completion: 0 (the prompt only) or more, OpenAI's 16
+    when absent."""
+    limit = body.get("max_tokens")
+    if limit is None:
+        return DEFAULT_MAX_TOKENS
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise RequestError(
+            f"'max_tokens' must be a whole number >= 0 with echo, got {limit!r}", param="max_tokens"
+        )
+    return limit
+
+
 def sampling_fields(body: Mapping[str, Any]) -> tuple[float, float, int | None]:
     """``temperature`` (0 to 2), ``top_p`` (above 0, at most 1), ``seed``, as OpenAI's."""
     temperature = body.get("temperature")

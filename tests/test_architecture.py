@@ -9,6 +9,7 @@ within pytest_behavior.
 from __future__ import annotations
 
 import ast
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,22 +112,31 @@ def test_the_graph_sees_lazy_imports_and_leaves_out_type_checking() -> None:
     assert "pytest_behavior.cache.backend" not in graph["pytest_behavior.cache.writer"]
 
 
-# The one cycle left: echo.py and continuations.py take the client-error type, the
-# top-logprobs cap and top_k from local/server.py, which serves through them. They
-# belong with the OpenAI wire protocol the loopback server shares (issue 24); when they
-# move there, this list empties and stays empty.
-KNOWN_CYCLES = [
-    [
-        "pytest_behavior.local.continuations",
-        "pytest_behavior.local.echo",
-        "pytest_behavior.local.server",
-    ],
-]
-
-
-def test_no_new_import_cycle() -> None:
+def test_no_import_cycle() -> None:
+    """None at all: the last one (local/echo and local/continuations taking the client-error
+    type and the top-logprobs cap from local/server) went when both moved to wire.py."""
     cycles = import_cycles(import_graph())
-    assert cycles == KNOWN_CYCLES, "\n".join(" <-> ".join(cycle) for cycle in cycles)
+    assert cycles == [], "\n".join(" <-> ".join(cycle) for cycle in cycles)
+
+
+def test_the_wire_protocol_is_shared_and_imports_nothing_of_the_package() -> None:
+    """Both servers speak OpenAI's protocol through one module, which stays standard library
+    only (the optional local server and the testing package both import it)."""
+    graph = import_graph()
+    assert graph["pytest_behavior.wire"] == set()
+    assert "pytest_behavior.wire" in graph["pytest_behavior.local.server"]
+    assert "pytest_behavior.wire" in graph["pytest_behavior.testing.protocol"]
+    tree = ast.parse((PACKAGE / "wire.py").read_text(encoding="utf-8"))
+    imported = {
+        alias.name.split(".")[0]
+        for node in imports(tree)
+        for alias in (node.names if isinstance(node, ast.Import) else [])
+    } | {
+        node.module.split(".")[0]
+        for node in imports(tree)
+        if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert imported <= set(sys.stdlib_module_names) | {"__future__"}, imported
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

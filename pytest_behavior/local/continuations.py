@@ -32,7 +32,9 @@ import llama_cpp
 import numpy as np
 import numpy.typing as npt
 
+from pytest_behavior import wire
 from pytest_behavior.local.echo import normalise_rows, token_offsets
+from pytest_behavior.wire import RequestError
 
 if TYPE_CHECKING:
     from pytest_behavior.local.server import ModelRunner
@@ -110,18 +112,18 @@ def continuation_completion(
     runner: ModelRunner, alias: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     """``{"prompt": P, "continuations": [C, ...]}`` -> each continuation's log-probability."""
-    from pytest_behavior.local.server import RequestError
-
     prompt = body.get("prompt")
     continuations = body.get("continuations")
     if not isinstance(prompt, str):
-        raise RequestError("prompt must be a string")
+        raise RequestError("'prompt' must be a string", param="prompt")
     if (
         not isinstance(continuations, list)
         or not continuations
         or not all(isinstance(c, str) and c for c in continuations)
     ):
-        raise RequestError("continuations must be a non-empty list of non-empty strings")
+        raise RequestError(
+            "'continuations' must be a non-empty list of non-empty strings", param="continuations"
+        )
     scores = [runner.continuation(prompt, continuation) for continuation in continuations]
     evaluated = sum(score.evaluated for score in scores)
     return {
@@ -133,5 +135,5 @@ def continuation_completion(
             {"index": index, "text": score.text, "logprob": score.logprob, "tokens": score.tokens}
             for index, score in enumerate(scores)
         ],
-        "usage": {"prompt_tokens": evaluated, "completion_tokens": 0, "total_tokens": evaluated},
+        "usage": wire.usage(evaluated, 0),
     }

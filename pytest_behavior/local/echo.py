@@ -16,8 +16,6 @@ whatever was asked before and in whichever order the prompts of a request come.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -25,6 +23,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import llama_cpp
 import numpy as np
 import numpy.typing as npt
+
+from pytest_behavior import wire
+from pytest_behavior.wire import RequestError
 
 if TYPE_CHECKING:
     from pytest_behavior.local.server import Generation, ModelRunner
@@ -103,8 +104,6 @@ def echoed_tokens(
 ) -> list[EchoedToken]:
     """Each token of the prompt with its log-probability, top alternatives and offset
     (see :func:`token_offsets`)."""
-    from pytest_behavior.local.server import top_k
-
     echoed: list[EchoedToken] = []
     for position, offset in token_offsets(tokens, piece, skip_first=skip_first):
         raw = piece(tokens[position])
@@ -124,61 +123,47 @@ def echoed_tokens(
     return echoed
 
 
+def top_k(logprobs: npt.NDArray[np.float64], k: int) -> list[int]:
+    """The k most likely token ids, best first, ties by id: O(vocab), not a full sort."""
+    if k <= 0:
+        return []
+    candidates = np.argpartition(logprobs, -k)[-k:]
+    order = np.lexsort((candidates, -logprobs[candidates]))
+    return [int(token) for token in candidates[order]]
+
+
 def legacy_echo_logprobs(
     echoed: Sequence[EchoedToken], generated: Sequence[EchoedToken] = ()
 ) -> dict[str, Any]:
     """``choices[i].logprobs`` of a legacy completion, prompt tokens first."""
     every = [*echoed, *generated]
-    return {
-        "tokens": [token.text for token in every],
-        "token_logprobs": [token.logprob for token in every],
-        "top_logprobs": [None if token.logprob is None else dict(token.top) for token in every],
-        "text_offset": [token.offset for token in every],
-    }
+    return wire.legacy_logprobs(
+        [token.text for token in every],
+        [token.logprob for token in every],
+        [None if token.logprob is None else dict(token.top) for token in every],
+        [token.offset for token in every],
+    )
 
 
-def echo_completion(runner: ModelRunner, alias: str, body: dict[str, Any]) -> dict[str, Any]:
+def echo_completion(
+    runner: ModelRunner, alias: str, body: dict[str, Any], prompts: Sequence[str]
+) -> dict[str, Any]:
     """A legacy completion echoing each prompt's log-probabilities: one choice per prompt."""
-    from pytest_behavior.local.server import MAX_TOP_LOGPROBS, RequestError
-
-    raw = body.get("prompt")
-    prompts = [raw] if isinstance(raw, str) else raw
-    if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-        raise RequestError("prompt must be a string or a non-empty list of strings")
-    top = body.get("logprobs")
-    if top is None or isinstance(top, bool) or not isinstance(top, int):
-        raise RequestError("echo=true needs logprobs set to an integer")
-    if not 0 <= top <= MAX_TOP_LOGPROBS:
-        raise RequestError(f"logprobs must be between 0 and {MAX_TOP_LOGPROBS}")
-    max_tokens = body.get("max_tokens", 0)
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 0:
-        raise RequestError("max_tokens must be a whole number >= 0")
+    top = wire.legacy_top_count(body)
+    if top is None:
+        # Echoing the prompt without its log-probabilities is of no use to a scorer.
+        raise RequestError("echo=true needs logprobs set to an integer", param="logprobs")
+    max_tokens = wire.echo_max_tokens(body)
     choices, prompt_tokens, completion_tokens = [], 0, 0
     for index, prompt in enumerate(prompts):
         echoed, generation = runner.echo(prompt, top=top, max_tokens=max_tokens)
         generated = generated_as_echo(generation, start=len(prompt))
         prompt_tokens += generation.prompt_tokens
         completion_tokens += len(generation.tokens)
-        choices.append(
-            {
-                "index": index,
-                "text": prompt + generation.text,
-                "logprobs": legacy_echo_logprobs(echoed, generated),
-                "finish_reason": generation.finish_reason,
-            }
-        )
-    return {
-        "id": f"cmpl-{uuid.uuid4().hex}",
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": alias,
-        "choices": choices,
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+        logprobs = legacy_echo_logprobs(echoed, generated)
+        text = prompt + generation.text
+        choices.append(wire.text_choice(index, text, logprobs, generation.finish_reason))
+    return wire.text_completion(alias, choices, wire.usage(prompt_tokens, completion_tokens))
 
 
 def generated_as_echo(generation: Generation, *, start: int) -> list[EchoedToken]:

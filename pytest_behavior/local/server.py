@@ -36,35 +36,34 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from itertools import accumulate
 from pathlib import Path
-from typing import Any
 
 import llama_cpp
 import numpy as np
 import numpy.typing as npt
 
+from pytest_behavior import wire
 from pytest_behavior.local.continuations import (
     ContinuationScore,
     answer_positions,
     continuation_completion,
     decode_rows,
 )
-from pytest_behavior.local.echo import EchoedToken, decode_all_positions, echoed_tokens
+from pytest_behavior.local.echo import (
+    EchoedToken,
+    decode_all_positions,
+    echo_completion,
+    echoed_tokens,
+    top_k,
+)
 from pytest_behavior.local.exact import CONTINUATION_ROUTE
+from pytest_behavior.wire import JsonObject, RequestError
 
-MAX_TOP_LOGPROBS = 20
-DEFAULT_MAX_TOKENS = 16
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-JsonObject = dict[str, Any]
-
-
-class RequestError(Exception):
-    """A client mistake, answered with HTTP 400 in OpenAI's error format."""
+SERVER_NAME = "the local model server"  # as it names itself in errors
 
 
 @dataclass(frozen=True)
@@ -234,139 +233,73 @@ class ModelRunner:
         return piece
 
 
-def top_k(logprobs: npt.NDArray[np.float64], k: int) -> list[int]:
-    """The k most likely token ids, best first, ties by id: O(vocab), not a full sort."""
-    if k <= 0:
-        return []
-    candidates = np.argpartition(logprobs, -k)[-k:]
-    order = np.lexsort((candidates, -logprobs[candidates]))
-    return [int(token) for token in candidates[order]]
-
-
 def first_stop(text: str, stops: Sequence[str]) -> int | None:
     hits = [text.find(stop) for stop in stops if stop and stop in text]
     return min(hits) if hits else None
 
 
 def parse_generation(body: JsonObject, prompt: str, top_logprobs: int) -> GenerationRequest:
-    if body.get("stream"):
-        raise RequestError("stream=true is not supported by this server")
+    wire.refuse_streaming(body, SERVER_NAME)
     if body.get("n", 1) != 1:
-        raise RequestError("only n=1 is supported")
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or DEFAULT_MAX_TOKENS
+        raise RequestError("only n=1 is supported", param="n")
+    max_tokens = wire.max_tokens(body)
     stop = body.get("stop") or ()
     stops = (stop,) if isinstance(stop, str) else tuple(stop)
-    if not isinstance(max_tokens, int) or max_tokens < 1:
-        raise RequestError("max_tokens must be a positive integer")
-    if not 0 <= top_logprobs <= MAX_TOP_LOGPROBS:
-        raise RequestError(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}")
-    temperature, top_p, seed = sampling_fields(body)
+    temperature, top_p, seed = wire.sampling_fields(body)
     return GenerationRequest(
         prompt, max_tokens, tuple(str(s) for s in stops), top_logprobs, temperature, top_p, seed
     )
 
 
-def sampling_fields(body: JsonObject) -> tuple[float, float, int | None]:
-    """``temperature`` (0 to 2), ``top_p`` (above 0, at most 1), ``seed``, as OpenAI's."""
-    temperature = body.get("temperature")
-    temperature = 0.0 if temperature is None else temperature  # absent: greedy, reproducible
-    top_p = body.get("top_p")
-    top_p = 1.0 if top_p is None else top_p
-    seed = body.get("seed")
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
-        raise RequestError("temperature must be a number")
-    if not 0 <= temperature <= 2:
-        raise RequestError("temperature must be between 0 and 2")
-    if isinstance(top_p, bool) or not isinstance(top_p, int | float) or not 0 < top_p <= 1:
-        raise RequestError("top_p must be a number above 0 and at most 1")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise RequestError("seed must be an integer")
-    return float(temperature), float(top_p), seed
-
-
 def chat_prompt(body: JsonObject) -> str:
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise RequestError("messages must be a non-empty list")
-    return "\n\n".join(message_text(message) for message in messages)
-
-
-def message_text(message: Any) -> str:
-    content = message.get("content") if isinstance(message, dict) else None
-    if isinstance(content, str):
-        return content
-    raise RequestError("each message needs a string content")
+    """The messages' texts as raw text, joined by a blank line (a base model, no template)."""
+    messages = wire.chat_messages(body)
+    return "\n\n".join(wire.message_text(message.get("content")) for message in messages)
 
 
 def chat_completion(runner: ModelRunner, alias: str, body: JsonObject) -> JsonObject:
-    wants_logprobs = bool(body.get("logprobs"))
-    top = int(body.get("top_logprobs") or 0) if wants_logprobs else 0
-    generation = runner.generate(parse_generation(body, chat_prompt(body), top))
-    choice: JsonObject = {
-        "index": 0,
-        "message": {"role": "assistant", "content": generation.text},
-        "logprobs": {"content": [chat_token(t) for t in generation.tokens]}
-        if wants_logprobs
-        else None,
-        "finish_reason": generation.finish_reason,
-    }
-    return envelope("chat.completion", alias, generation, choice)
+    top = wire.chat_top_count(body)
+    generation = runner.generate(parse_generation(body, chat_prompt(body), top or 0))
+    logprobs = None
+    if top is not None:
+        logprobs = wire.chat_logprobs([chat_token(token) for token in generation.tokens])
+    choice = wire.chat_choice(generation.text, logprobs, generation.finish_reason)
+    return wire.chat_completion(alias, [choice], generation_usage(generation))
 
 
 def chat_token(token: GeneratedToken) -> JsonObject:
-    return {**logprob_entry(token.chosen), "top_logprobs": [logprob_entry(t) for t in token.top]}
+    return wire.chat_token(as_logprob(token.chosen), [as_logprob(other) for other in token.top])
 
 
-def logprob_entry(token: TokenLogprob) -> JsonObject:
-    return {"token": token.text, "logprob": token.logprob, "bytes": list(token.raw)}
+def as_logprob(token: TokenLogprob) -> wire.Logprob:
+    return wire.Logprob(token.text, token.logprob, token.raw)
 
 
 def text_completion(runner: ModelRunner, alias: str, body: JsonObject) -> JsonObject:
-    prompt = body.get("prompt")
-    if body.get("echo"):
-        from pytest_behavior.local.echo import echo_completion
-
-        return echo_completion(runner, alias, body)
-    if isinstance(prompt, list) and len(prompt) == 1:
-        prompt = prompt[0]
-    if not isinstance(prompt, str):
-        raise RequestError("prompt must be a string (a list of prompts needs echo=true)")
-    top = body.get("logprobs")
-    generation = runner.generate(parse_generation(body, prompt, int(top or 0)))
-    choice: JsonObject = {
-        "index": 0,
-        "text": generation.text,
-        "logprobs": legacy_logprobs(generation) if top is not None else None,
-        "finish_reason": generation.finish_reason,
-    }
-    return envelope("text_completion", alias, generation, choice)
+    prompts = wire.echo_prompts(body)
+    if prompts is not None:
+        return echo_completion(runner, alias, body, prompts)
+    prompt = wire.completion_prompt(body)
+    top = wire.legacy_top_count(body)
+    generation = runner.generate(parse_generation(body, prompt, top or 0))
+    logprobs = legacy_logprobs(generation, len(prompt)) if top is not None else None
+    choice = wire.text_choice(0, generation.text, logprobs, generation.finish_reason)
+    return wire.text_completion(alias, [choice], generation_usage(generation))
 
 
-def legacy_logprobs(generation: Generation) -> JsonObject:
-    lengths = [len(t.chosen.text) for t in generation.tokens]
-    return {
-        "tokens": [t.chosen.text for t in generation.tokens],
-        "token_logprobs": [t.chosen.logprob for t in generation.tokens],
-        "top_logprobs": [{o.text: o.logprob for o in t.top} for t in generation.tokens],
-        "text_offset": list(accumulate(lengths, initial=0))[:-1],
-    }
+def legacy_logprobs(generation: Generation, prompt_length: int) -> JsonObject:
+    """Generated tokens in the legacy shape; offsets count from the prompt's start."""
+    tokens = [t.chosen.text for t in generation.tokens]
+    return wire.legacy_logprobs(
+        tokens,
+        [t.chosen.logprob for t in generation.tokens],
+        [{o.text: o.logprob for o in t.top} for t in generation.tokens],
+        wire.text_offsets(tokens, prompt_length),
+    )
 
 
-def envelope(kind: str, alias: str, generation: Generation, choice: JsonObject) -> JsonObject:
-    prefix = "chatcmpl" if kind == "chat.completion" else "cmpl"
-    prompt, completion = generation.prompt_tokens, len(generation.tokens)
-    return {
-        "id": f"{prefix}-{uuid.uuid4().hex}",
-        "object": kind,
-        "created": int(time.time()),
-        "model": alias,
-        "choices": [choice],
-        "usage": {
-            "prompt_tokens": prompt,
-            "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-        },
-    }
+def generation_usage(generation: Generation) -> dict[str, int]:
+    return wire.usage(generation.prompt_tokens, len(generation.tokens))
 
 
 Route = Callable[[ModelRunner, str, JsonObject], JsonObject]
@@ -398,28 +331,28 @@ class ModelRequestHandler(BaseHTTPRequestHandler):
         if path in ("/health", "/v1/health"):
             self._send(200, {"status": "ok"})
         elif path in ("/v1/models", "/models"):
-            model = {"id": self.server.alias, "object": "model", "created": 0, "owned_by": "local"}
-            self._send(200, {"object": "list", "data": [model]})
+            self._send(200, wire.models_body([wire.model_object(self.server.alias, "local")]))
         else:
-            self._send(404, error_body(f"no route for GET {path}", "not_found"))
+            self._send(404, wire.error_body(f"no route for GET {path}", wire.error_type(404)))
 
     def do_POST(self) -> None:
         route = POST_ROUTES.get(self.path.split("?", 1)[0])
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         if route is None:
-            self._send(404, error_body(f"no route for POST {self.path}", "not_found"))
+            message = f"no route for POST {self.path}"
+            self._send(404, wire.error_body(message, wire.error_type(404)))
             return
         try:
-            body = json.loads(raw)
-            if not isinstance(body, dict):
-                raise RequestError("the request body must be a JSON object")
+            body = wire.parse_body(raw)
             self._send(200, route(self.server.runner, self.server.alias, body))
-        except (RequestError, ValueError, TypeError) as exc:
-            self._send(400, error_body(str(exc), "invalid_request_error"))
+        except RequestError as exc:
+            self._send(exc.status, wire.request_error_body(exc))
+        except (ValueError, TypeError) as exc:  # a field of the wrong type deeper in
+            self._send(400, wire.error_body(str(exc), wire.error_type(400)))
         except Exception as exc:  # a server fault must still answer, not drop the connection
             self.log_error("internal error: %r", exc)
-            self._send(500, error_body(repr(exc), "server_error"))
+            self._send(500, wire.error_body(repr(exc), "server_error"))
 
     def _send(self, status: int, payload: JsonObject) -> None:
         data = json.dumps(payload).encode("utf-8")
@@ -428,10 +361,6 @@ class ModelRequestHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
-
-
-def error_body(message: str, kind: str) -> JsonObject:
-    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
 def exit_with_parent(parent_pid: int, use_pdeathsig: bool) -> None:
@@ -500,8 +429,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the imported module, not __main__: echo.py and continuations.py raise the
-    # importable RequestError, which a second copy of this module would not catch.
-    from pytest_behavior.local.server import main as imported_main
-
-    sys.exit(imported_main())
+    sys.exit(main())

@@ -441,6 +441,7 @@ class _Handler(BaseHTTPRequestHandler):
         if server.serve_logprobs:
             count = wire.legacy_top_count if legacy else wire.chat_top_count
             top_count = count(body)
+        echo_limit = wire.echo_max_tokens(body) if prompts is not None else 0
         try:
             if prompts is not None:
                 context, reply = echo.resolve(server.responder, request, prompts)
@@ -451,10 +452,8 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"the responder raised {type(error).__name__}: {error}"
             return self._send_json(500, wire.error_body(message, "server_error"))
         if prompts is not None:
-            max_tokens = body.get("max_tokens")
-            limit = max_tokens if isinstance(max_tokens, int) else 16
             answer = protocol.echo_completion_body(
-                request, prompts, context, reply, top_count=top_count, max_tokens=limit
+                request, prompts, context, reply, top_count=top_count, max_tokens=echo_limit
             )
             if server.dialect.prompt_logprobs:
                 protocol.add_prompt_logprobs(answer, prompts)
