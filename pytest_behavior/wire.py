@@ -164,10 +164,10 @@ def legacy_top_count(body: Mapping[str, Any]) -> int | None:
     return top
 
 
-def refuse_streaming(body: Mapping[str, Any], server: str) -> None:
+def refuse_streaming(body: Mapping[str, Any]) -> None:
     """Neither server streams: ``stream: true`` is refused, not silently ignored."""
     if body.get("stream"):
-        raise RequestError(f"{server} does not stream; send 'stream': false", param="stream")
+        raise RequestError("this server does not stream; send 'stream': false", param="stream")
 
 
 def max_tokens(body: Mapping[str, Any], *, default: int = DEFAULT_MAX_TOKENS) -> int:

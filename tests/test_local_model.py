@@ -355,6 +355,76 @@ def test_bad_requests_get_openai_style_errors(gemma: LocalEndpoint) -> None:
     assert status == 404
 
 
+def layout(value: Any, key: str = "") -> Any:
+    """A body's shape: its keys and value types, not its values (a legacy ``top_logprobs``
+    entry maps tokens, whatever they are, to numbers). A list shows its last item: an
+    echo's first token has no log-probability (None) unless a BOS token precedes it, as
+    on the local model."""
+    if isinstance(value, dict):
+        if key == "top_logprobs" and "token" not in value:
+            return {"<token>": "float"}
+        return {name: layout(item, name) for name, item in sorted(value.items())}
+    if isinstance(value, list):
+        return [layout(value[-1], key)] if value else []
+    return type(value).__name__
+
+
+def both_servers(gemma: LocalEndpoint, path: str, body: bytes | None) -> list[tuple[int, Any]]:
+    """What the local server and the loopback test server answer to the same request."""
+    from pytest_behavior.testing import ModelServer
+
+    with ModelServer() as loopback:
+        test_endpoint = replace(gemma, api_base=loopback.url + "/v1")
+        return [raw_request(gemma, path, body), raw_request(test_endpoint, path, body)]
+
+
+SAME_SHAPE_REQUESTS: list[tuple[str, dict[str, Any] | None]] = [
+    ("/models", None),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 2}),
+    (
+        "/chat/completions",
+        {
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Hi"}]}],
+            "max_tokens": 2,
+            "logprobs": True,
+            "top_logprobs": 2,
+        },
+    ),
+    ("/completions", {"prompt": "The sky is", "max_tokens": 2, "logprobs": 2}),
+    ("/completions", {"prompt": ["Yes or no? Yes", "Yes or no? No"], "echo": True,
+                      "logprobs": 1, "max_tokens": 1}),
+]  # fmt: skip
+BAD_REQUESTS = [
+    ("/chat/completions", {"messages": []}),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "top_logprobs": 2}),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "logprobs": True,
+                           "top_logprobs": 21}),
+    ("/chat/completions", {"messages": [{"role": "user", "content": "Hi"}], "stream": True}),
+    ("/completions", {"prompt": 3}),
+    ("/completions", {"prompt": "Hi", "logprobs": 21}),
+    ("/completions", {"prompt": ["a", "b"], "echo": True, "logprobs": 1, "max_tokens": -1}),
+]  # fmt: skip
+
+
+@pytest.mark.local_model
+@needs_local_extra
+def test_both_servers_answer_with_one_wire_protocol(gemma: LocalEndpoint) -> None:
+    """The local server and the loopback test server share wire.py: the same requests get
+    bodies of the same layout, and the same bad requests the same error (the test server
+    alone names the fingerprint of its scripted checkpoint)."""
+    for path, fields in SAME_SHAPE_REQUESTS:
+        body = None if fields is None else json.dumps({"model": "gemma-3-270m", **fields}).encode()
+        (local_status, local), (test_status, scripted) = both_servers(gemma, path, body)
+        assert local_status == test_status == 200, (path, fields, local, scripted)
+        scripted.pop("system_fingerprint", None)
+        assert layout(local) == layout(scripted), (path, fields)
+    for path, fields in BAD_REQUESTS:
+        body = json.dumps({"model": "gemma-3-270m", **fields}).encode()
+        (local_status, local), (test_status, scripted) = both_servers(gemma, path, body)
+        assert local_status == test_status == 400, (path, fields, local, scripted)
+        assert local == scripted, (path, fields)
+
+
 @pytest.mark.local_model
 @needs_local_extra
 def test_answers_do_not_depend_on_request_order(gemma: LocalEndpoint) -> None:

@@ -63,7 +63,6 @@ from pytest_behavior.local.exact import CONTINUATION_ROUTE
 from pytest_behavior.wire import JsonObject, RequestError
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-SERVER_NAME = "the local model server"  # as it names itself in errors
 
 
 @dataclass(frozen=True)
@@ -239,7 +238,7 @@ def first_stop(text: str, stops: Sequence[str]) -> int | None:
 
 
 def parse_generation(body: JsonObject, prompt: str, top_logprobs: int) -> GenerationRequest:
-    wire.refuse_streaming(body, SERVER_NAME)
+    wire.refuse_streaming(body)
     if body.get("n", 1) != 1:
         raise RequestError("only n=1 is supported", param="n")
     max_tokens = wire.max_tokens(body)

@@ -21,7 +21,6 @@ from .faults import Fault, FaultQueue, RequestMatcher
 from .responders import ChatRequest, Responder, as_reply, deterministic_choice
 
 DEFAULT_MODEL_ID = "pytest-behavior-test-model"
-SERVER_NAME = "the pytest-behavior test model server"  # as it names itself in errors
 # How often the serving loop looks for a stop request; bounds how long stop() takes.
 POLL_INTERVAL = 0.05
 # A burst of parallel clients must not overflow the listen backlog (the default of 5
@@ -435,7 +434,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise RequestError(
                 "Setting 'echo' and 'logprobs' at the same time is not supported for this model."
             )
-        wire.refuse_streaming(body, SERVER_NAME)
+        wire.refuse_streaming(body)
         # A provider without logprobs ignores the parameters, however they are set.
         top_count = None
         if server.serve_logprobs:
@@ -480,7 +479,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, server: ModelServer, request: ChatRequest, body: dict[str, Any]
     ) -> None:
         """An Anthropic Messages answer: the reply's text, no log-probabilities."""
-        wire.refuse_streaming(body, SERVER_NAME)
+        wire.refuse_streaming(body)
         try:
             reply = as_reply(server.responder(request))
         except Exception as error:
