@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_behavior.errors import RequestFailed
+from pytest_behavior.errors import FailureKind, RequestFailed
 from pytest_behavior.fetch.stopping import NOT_RUN, is_not_run
 from pytest_behavior.session.state import CasesNotRun
 from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
@@ -349,24 +349,21 @@ class BehaviorRun:
             return recorded
         capabilities = self.capabilities(model)
         if capabilities.prompt_logprobs is not False:
-            from pytest_behavior.fetch.exact import is_unsupported_reason
-
             exact = request_key(self._build(trait, case, model, "exact"))
             answer = self.cache.get(exact)
             if answer is not None and answer.choice_logprobs is not None:
                 return "exact"
             failure = self.fetcher.failures.get(exact)
-            refused = failure is not None and is_unsupported_reason(failure.reason)
+            refused = failure is not None and failure.kind is FailureKind.EXACT_UNSUPPORTED
             if answer is None and not refused and not self._cached_beyond(trait, case, model):
                 self._undecided.add(model)
                 return "exact"
         if capabilities.top_logprobs is False:
             return "generate"
-        from pytest_behavior.fetch.capabilities import is_logprob_refusal
-
         topk = request_key(self._build(trait, case, model, "topk"))
         failure = self.fetcher.failures.get(topk)
-        if topk not in self.cache and failure is not None and is_logprob_refusal(failure.reason):
+        refused = failure is not None and failure.kind is FailureKind.LOGPROB_REFUSED
+        if topk not in self.cache and refused:
             return "generate"
         generated = request_key(self._build(trait, case, model, "generate"))
         return "generate" if topk not in self.cache and generated in self.cache else "topk"
@@ -413,17 +410,16 @@ class BehaviorRun:
         self, trait: Trait, case: Case, model: str, method: str, counts: FetchCounts | None
     ) -> bool:
         """Whether the endpoint serves ``method``: the case's request asks, and is kept."""
-        from pytest_behavior.fetch.capabilities import is_logprob_refusal
-        from pytest_behavior.fetch.exact import is_unsupported_reason
-
         request = self._build(trait, case, model, method)
         probe = self.fetcher.fetch([request]) if counts is not None else None
         result = self.answer(request)
         served = method != "exact" or not isinstance(result, Answer) or bool(result.choice_logprobs)
         if isinstance(result, RequestFailed):
             # Any other failure is the endpoint's, not the method's: the cases say it.
-            refused = is_unsupported_reason if method == "exact" else is_logprob_refusal
-            served = not refused(result.reason)
+            refusal = (
+                FailureKind.EXACT_UNSUPPORTED if method == "exact" else FailureKind.LOGPROB_REFUSED
+            )
+            served = result.kind is not refusal
         if counts is not None and probe is not None and probe.sent:
             for name in ("sent", "answered", "failed", "retried", "rate_limited"):
                 setattr(counts, name, getattr(counts, name) + getattr(probe, name))
@@ -527,7 +523,7 @@ class BehaviorRun:
                 claims=self._worker_claims(),
                 before_first_send=self.before_first_send,
                 refuse=(
-                    f"{NOT_RUN}not in the cache, and --behavior-cache-mode=readonly asks nothing"
+                    "not in the cache, and --behavior-cache-mode=readonly asks nothing"
                     if self.cache.mode == "readonly"
                     else None
                 ),
