@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 
 import pytest
@@ -83,12 +84,37 @@ class SpecError(Exception):
         return text
 
 
-class RequestFailed(Exception):
-    """A model request that failed for good (after retries); one line says why."""
+class FailureKind(enum.Enum):
+    """What a failed request means for the run, set where the failure is made: readers
+    test this, never the text of the reason (which is only for people)."""
 
-    def __init__(self, reason: str) -> None:
+    ERROR = "error"  # this case's own failure, reported as an error
+    NOT_RUN = "not run"  # its model was stopped, or a readonly cache lacks it: skipped
+    EXACT_UNSUPPORTED = "exact unsupported"  # the endpoint serves no prompt log-probabilities
+    LOGPROB_REFUSED = "logprob refused"  # the endpoint takes no logprobs/top_logprobs
+
+
+# The reason of a case that was not run starts with this (the reports print it so).
+NOT_RUN_PREFIX = "not run: "
+
+
+class RequestFailed(Exception):
+    """A model request that failed for good (after retries); one line says why, and
+    ``kind`` what it means (:class:`FailureKind`)."""
+
+    def __init__(self, reason: str, kind: FailureKind = FailureKind.ERROR) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.kind = kind
+
+    @classmethod
+    def not_run(cls, why: str) -> RequestFailed:
+        """A case not asked: ``why`` its model was stopped (or the cache did not hold it)."""
+        return cls(NOT_RUN_PREFIX + why, FailureKind.NOT_RUN)
+
+    def __reduce__(self) -> tuple[type[RequestFailed], tuple[str, FailureKind]]:
+        # The kind crosses to fetch processes and back (Exception pickles only args).
+        return (type(self), (self.reason, self.kind))
 
 
 class RunRefused(pytest.exit.Exception):  # type: ignore[misc,name-defined]

@@ -22,6 +22,7 @@ from pytest_behavior.cache import writer as cache_writer
 from pytest_behavior.cache.disk import ResponseCache
 from pytest_behavior.cache.keys import request_key
 from pytest_behavior.cache.reading import iter_entries
+from pytest_behavior.errors import FailureKind, RequestFailed
 from pytest_behavior.fetch.claims import RequestClaims
 from pytest_behavior.fetch.client import Endpoint, ModelClient
 from pytest_behavior.fetch.fetcher import Fetcher
@@ -230,8 +231,10 @@ def test_claims_are_exclusive_and_taken_over_from_dead_owners(tmp_path: Path) ->
     other = RequestClaims(path, owner_pid=os.getppid())
     assert mine.claim("k1") and mine.claim("k1")
     assert not other.claim("k1")
-    mine.record_failure("k1", "boom")
-    assert other.failure("k1") == "boom"
+    mine.record_failure("k1", RequestFailed.not_run("boom"))
+    shared = other.failure("k1")
+    assert shared is not None
+    assert (shared.reason, shared.kind) == ("not run: boom", FailureKind.NOT_RUN)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     assert RequestClaims(path, owner_pid=dead.pid).claim("k2")

@@ -24,7 +24,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pytest_behavior.fetch.exact import OPENAI_COMPATIBLE
+from pytest_behavior.errors import FailureKind
+from pytest_behavior.fetch.exact import OPENAI_COMPATIBLE, ExactScoringUnsupported
 
 # Providers whose legacy completions endpoint litellm reaches with ``echo``
 # (exact.text_completion_model routes the OpenAI-compatible ones there).
@@ -122,3 +123,14 @@ def is_logprob_refusal(reason: str) -> bool:
     if reason.startswith("UnsupportedParamsError"):
         return True
     return bool(_BAD_REQUEST.search(reason)) and bool(_LOGPROB_REFUSAL.search(reason))
+
+
+def failure_kind(exc: BaseException, reason: str) -> FailureKind:
+    """What a request's final error means: the endpoint refusing exact scoring (whatever
+    the message of the ExactScoringUnsupported a custom complete hook raised), refusing
+    logprobs, or this case's own error. Told once, where the failure is made."""
+    if type(exc).__name__ == ExactScoringUnsupported.__name__:
+        return FailureKind.EXACT_UNSUPPORTED
+    if is_logprob_refusal(reason):
+        return FailureKind.LOGPROB_REFUSED
+    return FailureKind.ERROR

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pytest_behavior.errors import RequestFailed
 from pytest_behavior.values import ModelRequest
 
 if TYPE_CHECKING:
@@ -137,12 +138,12 @@ class _Reporter:
         self._counts = counts
         self._reported = 0
 
-    def new_failures(self) -> list[tuple[str, str]]:
+    def new_failures(self) -> list[tuple[str, RequestFailed]]:
         # The loop thread adds failures as they happen; a dict copy is atomic, and
         # insertion order makes the new ones the tail.
         failures = list(self._fetcher.failures.copy().items())[self._reported :]
         self._reported += len(failures)
-        return [(key, failure.reason) for key, failure in failures]
+        return failures  # RequestFailed pickles with its kind
 
     def tick(self) -> None:
         self._outbox.send(("progress", ChildCounts.of(self._counts), self.new_failures()))

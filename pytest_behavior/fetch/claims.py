@@ -9,7 +9,7 @@ them. Every request is sent by one worker, the workers share the load as fast
 as each can go, and an item whose answer another worker is still fetching waits
 for it in the shared cache.
 
-A request that failed for good keeps its reason in its row, so the other
+A request that failed for good keeps its reason and kind in its row, so the other
 workers report the same error instead of asking again. A claim whose owner died
 (its pid is gone) is taken over. Rows, not files: a 100k-case suite would
 otherwise leave 100k files (400 MB of blocks) in the temporary folder.
@@ -25,8 +25,11 @@ import threading
 import time
 from pathlib import Path
 
+from pytest_behavior.errors import FailureKind, RequestFailed
+
 _SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS claims (key TEXT PRIMARY KEY, owner INTEGER NOT NULL, reason TEXT)",
+    "CREATE TABLE IF NOT EXISTS claims"
+    " (key TEXT PRIMARY KEY, owner INTEGER NOT NULL, reason TEXT, kind TEXT)",
     "CREATE TABLE IF NOT EXISTS workers (pid INTEGER PRIMARY KEY)",
     # A model one worker stopped, and why: the first reason is every worker's.
     "CREATE TABLE IF NOT EXISTS stops (model TEXT PRIMARY KEY, reason TEXT NOT NULL)",
@@ -75,7 +78,7 @@ class RequestClaims:
         if _alive(owner):
             return False
         taken = self._execute(
-            "UPDATE claims SET owner = ?, reason = NULL WHERE key = ? AND owner = ?",
+            "UPDATE claims SET owner = ?, reason = NULL, kind = NULL WHERE key = ? AND owner = ?",
             self.owner_pid,
             key,
             owner,
@@ -86,13 +89,20 @@ class RequestClaims:
         row = self._execute("SELECT owner FROM claims WHERE key = ?", key).fetchone()
         return None if row is None else int(row[0])
 
-    def record_failure(self, key: str, reason: str) -> None:
-        """Tell the other workers that ``key`` failed for good, and why."""
-        self._execute("UPDATE claims SET reason = ? WHERE key = ?", reason, key)
+    def record_failure(self, key: str, failure: RequestFailed) -> None:
+        """Tell the other workers that ``key`` failed for good, why and what it means."""
+        self._execute(
+            "UPDATE claims SET reason = ?, kind = ? WHERE key = ?",
+            failure.reason,
+            failure.kind.value,
+            key,
+        )
 
-    def failure(self, key: str) -> str | None:
-        row = self._execute("SELECT reason FROM claims WHERE key = ?", key).fetchone()
-        return None if row is None or row[0] is None else str(row[0])
+    def failure(self, key: str) -> RequestFailed | None:
+        row = self._execute("SELECT reason, kind FROM claims WHERE key = ?", key).fetchone()
+        if row is None or row[0] is None:
+            return None
+        return RequestFailed(str(row[0]), FailureKind(row[1]))
 
     def record_stop(self, model: str, reason: str) -> str:
         """Stop ``model`` for every worker; returns the reason that holds (the first)."""

@@ -23,7 +23,8 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pytest_behavior.errors import RequestFailed
+from pytest_behavior.errors import FailureKind, RequestFailed
+from pytest_behavior.fetch.capabilities import failure_kind
 from pytest_behavior.fetch.litellm_api import answer_from_response, import_litellm
 from pytest_behavior.values import Answer, ModelRequest
 
@@ -297,7 +298,6 @@ class ModelClient:
         import asyncio
 
         from pytest_behavior.fetch.retrying import AdaptiveLimiter
-        from pytest_behavior.fetch.stopping import NOT_RUN
 
         limiter = AdaptiveLimiter(self.concurrency)
         stops = self.stops
@@ -329,10 +329,10 @@ class ModelClient:
                         counts.sent += 1
                         result = await self._send(request, endpoint, limiter, counts)
                     else:
-                        result = RequestFailed(NOT_RUN + reason)
+                        result = RequestFailed.not_run(reason)
                 if not isinstance(result, RequestFailed):
                     counts.answered += 1
-                elif result.reason.startswith(NOT_RUN):
+                elif result.kind is FailureKind.NOT_RUN:
                     counts.not_run += 1  # its model was stopped: not also an error
                     counts.cancelled += reason is None
                 else:
@@ -361,8 +361,6 @@ class ModelClient:
         """One request with its retries, as a task the model's stop can cancel."""
         import asyncio
 
-        from pytest_behavior.fetch.stopping import NOT_RUN
-
         attempt = asyncio.create_task(self._attempt_all(request, endpoint, limiter, counts))
         self.stops.track(request.model, attempt)
         started = counts.begin()
@@ -371,13 +369,13 @@ class ModelClient:
             stopped = self.stops.stopped(request.model)
             if isinstance(result, RequestFailed) and stopped is not None:
                 # Failed as the model was stopped: one of the stop's cases, not a failure.
-                return RequestFailed(NOT_RUN + stopped)
+                return RequestFailed.not_run(stopped)
             return result
         except asyncio.CancelledError:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 raise  # the fetch itself is being cancelled (Ctrl-C)
-            return RequestFailed(NOT_RUN + (self.stops.stopped(request.model) or "stopped"))
+            return RequestFailed.not_run(self.stops.stopped(request.model) or "stopped")
         finally:
             counts.end(started)
 
@@ -415,7 +413,8 @@ class ModelClient:
                     return await self._attempt_once(request, endpoint, limiter, counts)
         except Exception as exc:  # every failure becomes this case's one-line error
             suffix = f" after {attempts} attempts" if is_transient(exc) else ""
-            return RequestFailed(self._redact(f"{short_reason(exc)}{suffix}"))
+            reason = self._redact(f"{short_reason(exc)}{suffix}")
+            return RequestFailed(reason, failure_kind(exc, reason))
         raise AssertionError("unreachable: tenacity either returns or raises")
 
     async def _attempt_once(

@@ -53,12 +53,6 @@ class ExactScoringUnsupported(Exception):
     status_code = None  # never transient: retrying would get the same answer
 
 
-def is_unsupported_reason(reason: str) -> bool:
-    """Whether a failed request's one-line reason says exact scoring is not available
-    (whatever the message of the ExactScoringUnsupported a custom complete hook raised)."""
-    return reason.startswith(f"{ExactScoringUnsupported.__name__}:")
-
-
 def text_completion_model(litellm_model: str) -> str:
     """The litellm name that reaches the legacy completions endpoint of the same server."""
     provider, _, name = litellm_model.partition("/")

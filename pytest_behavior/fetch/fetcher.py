@@ -20,7 +20,6 @@ from pytest_behavior.cache.keys import request_key
 from pytest_behavior.cache.writer import CacheWriter
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.fetch.progress import FetchCounts
-from pytest_behavior.fetch.stopping import NOT_RUN
 from pytest_behavior.values import Answer, ModelRequest
 
 if TYPE_CHECKING:
@@ -59,7 +58,7 @@ class Fetcher:
     ) -> None:
         self.cache = cache
         self.claims = claims
-        # When set, nothing is sent: an uncached request fails with this reason
+        # When set, nothing is sent: an uncached request is not run, for this reason
         # (readonly cache mode).
         self.refuse = refuse
         self._client = client
@@ -136,7 +135,7 @@ class Fetcher:
     def _job(self, key: str, request: ModelRequest, counts: FetchCounts) -> Iterator[Job]:
         """The request to send for ``key``, unless readonly refuses it or a worker has it."""
         if self.refuse is not None:
-            self.failures[key] = RequestFailed(self.refuse)
+            self.failures[key] = RequestFailed.not_run(self.refuse)
             counts.not_run += 1
             return
         if self.claims is not None:
@@ -144,7 +143,7 @@ class Fetcher:
             if stopped is not None:
                 # Another worker stopped this model: stop here too, with its reason.
                 self._client().stop_model(request.model, stopped)
-                self.failures[key] = RequestFailed(NOT_RUN + stopped)
+                self.failures[key] = RequestFailed.not_run(stopped)
                 counts.not_run += 1
                 return
         # A lost shared cache hides the other workers' answers: send it here too.
@@ -160,7 +159,7 @@ class Fetcher:
             self.failures[key] = result
             self._in_flight.pop(key, None)
             if self.claims is not None:
-                self.claims.record_failure(key, result.reason)
+                self.claims.record_failure(key, result)
         else:
             writer.put(key, result, self._in_flight.get(key))
 
@@ -189,9 +188,9 @@ class Fetcher:
             if failure is not None:
                 return failure
             if self.claims is not None:
-                reason = self.claims.failure(key)
-                if reason is not None:
-                    return RequestFailed(reason)
+                shared = self.claims.failure(key)
+                if shared is not None:
+                    return shared
             if fetched:
                 return RequestFailed("no answer was recorded")
             if self.claims is None or self.claims.claim(key) or not self.cache.reachable:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
-from pytest_behavior.errors import RequestFailed
+from pytest_behavior.errors import FailureKind, RequestFailed
 from pytest_behavior.fetch.child import (
     COUNTED,
     TICK_SECONDS,
@@ -36,7 +36,6 @@ from pytest_behavior.fetch.child import (
     ChildShare,
     child_main,
 )
-from pytest_behavior.fetch.stopping import NOT_RUN, is_not_run
 from pytest_behavior.values import ModelRequest
 
 if TYPE_CHECKING:
@@ -300,14 +299,15 @@ class FetchPool:
         elif kind == "error":
             child.error = message[1]
 
-    def _record_failures(self, failures: list[tuple[str, str]]) -> None:
+    def _record_failures(self, failures: list[tuple[str, RequestFailed]]) -> None:
         stops = self.counts.stopped
-        for key, reason in failures:
+        for key, failure in failures:
             model = self.models.get(key)
             stopped = stops.get(model) if model is not None else None
-            if stopped is not None and is_not_run(reason):
-                reason = NOT_RUN + stopped  # one reason per stopped model, whoever stopped it
-            self.fetcher.failures[key] = RequestFailed(reason)
+            if stopped is not None and failure.kind is FailureKind.NOT_RUN:
+                # One reason per stopped model, whoever stopped it.
+                failure = RequestFailed.not_run(stopped)
+            self.fetcher.failures[key] = failure
 
     def _stopped(self, child: _Child, model: str, reason: str) -> None:
         """A child stopped ``model``: the parent and every other child stop it too."""

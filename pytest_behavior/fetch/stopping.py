@@ -23,11 +23,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from pytest_behavior.errors import NOT_RUN_PREFIX
+
 if TYPE_CHECKING:
     # Only annotations: asyncio's import is a third of the plugin's startup without specs.
     import asyncio
 
-NOT_RUN = "not run: "
+# A not-run case's reason starts with this; a report's error string is read by it
+# (a live failure says so by its kind, FailureKind.NOT_RUN).
+NOT_RUN = NOT_RUN_PREFIX
 BAD_REQUESTS_TO_STOP = 3
 _ACCOUNT_STATUSES = frozenset({401, 403})
 _ACCOUNT_NAMES = frozenset({"AuthenticationError", "PermissionDeniedError"})
@@ -45,6 +49,7 @@ _STALL_NAMES = frozenset(
 
 
 def is_not_run(reason: str | None) -> bool:
+    """Whether a case outcome's error (text, as the reports keep it) says it was not run."""
     return reason is not None and reason.startswith(NOT_RUN)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from pytest_behavior.errors import RequestFailed
+from pytest_behavior.errors import FailureKind, RequestFailed
 from pytest_behavior.generation.access import ModelAccess
 from pytest_behavior.values import LOCAL_PREFIX, Answer, Case, ModelRequest
 
@@ -138,10 +138,8 @@ def read_verdict(
 
 
 def unsupported_reason(answers: Sequence[Answer | RequestFailed]) -> str | None:
-    from pytest_behavior.fetch.exact import is_unsupported_reason
-
     for answer in answers:
-        if isinstance(answer, RequestFailed) and is_unsupported_reason(answer.reason):
+        if isinstance(answer, RequestFailed) and answer.kind is FailureKind.EXACT_UNSUPPORTED:
             return answer.reason
     return None
 

@@ -274,7 +274,7 @@ class BehaviorVerdictItem(BehaviorItem):
 
         notices = trait_notices(
             self.trait,
-            run.scoring_method(self.trait, self.model),
+            run.models.scoring_method(self.trait, self.model),
             samples_option=run.settings.samples,
         )
         self.behavior_data = {"kind": "verdict", "result": result.to_dict(), "notices": notices}

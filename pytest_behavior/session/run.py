@@ -23,12 +23,11 @@ import pytest
 
 from pytest_behavior.errors import RequestFailed
 from pytest_behavior.fetch.stopping import NOT_RUN, is_not_run
+from pytest_behavior.session.models import ModelResolver
 from pytest_behavior.session.state import CasesNotRun
 from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
-from pytest_behavior.spec.prompting import build_request, resolve_template, sampling_params
 from pytest_behavior.values import (
     LOCAL_PREFIX,
-    SCORING_METHODS,
     Answer,
     Case,
     ModelRequest,
@@ -40,8 +39,6 @@ from pytest_behavior.values import (
 if TYPE_CHECKING:
     from pytest_behavior.cache.backend import AnswerCache
     from pytest_behavior.fetch.budget import RunPlan
-    from pytest_behavior.fetch.capabilities import Capabilities
-    from pytest_behavior.fetch.checkpoint_check import CheckpointCheck
     from pytest_behavior.fetch.claims import RequestClaims
     from pytest_behavior.fetch.client import Endpoint, ModelClient
     from pytest_behavior.fetch.fetcher import Fetcher
@@ -80,17 +77,21 @@ class BehaviorRun:
             config.pluginmanager.register(SharedCacheReport(settings.cache_fallback), PLUGIN_NAME)
         self._client: ModelClient | None = None
         self._endpoints: dict[str, Endpoint] = {}
-        self._model_templates: dict[str, str | None] = {}
         self._closers: list[Callable[[], None]] = []
         self._fetcher: Fetcher | None = None
         # What the selected items need (collect.Selection); None: no spec was collected.
         self.selection: Selection | None = None
-        # Per model, the best scoring method its endpoint supports (auto / logprob).
-        self._methods: dict[str, str] = {}
-        # Per model, what litellm knows its provider serves (capabilities.py).
-        self._capabilities: dict[str, Capabilities] = {}
-        # Per model, its checkpoint as checked this run (checkpoint_check.py).
-        self.checkpoints: dict[str, CheckpointCheck] = {}
+        # Each model's setup and scoring method, resolved once a run (models.py).
+        self.models = ModelResolver(
+            settings,
+            cache=lambda: self.cache,
+            fetcher=lambda: self.fetcher,
+            endpoint=self.endpoint,
+            prompt_template=lambda model: config.hook.pytest_behavior_prompt_template(
+                model=model, config=config
+            ),
+            say=self._say_note,
+        )
         self._redactor: Callable[[str], str] | None = None
         # Set by a dry run: what the run would send (printed at the end).
         self.plan: RunPlan | None = None
@@ -101,7 +102,6 @@ class BehaviorRun:
         self.notices: list[list[str]] = []
         # The traits whose verdict was not run, for the reports (plain builtins).
         self.not_run_traits: list[dict[str, str]] = []
-        self._undecided: set[str] = set()
         # Adaptive traits' looks, by (spec, trait, model): the prefetch's, or replayed.
         self._adaptive: dict[tuple[str, str, str], AdaptiveTrait] = {}
         # Under xdist, on the controller: what the workers paid (from workeroutput).
@@ -214,306 +214,30 @@ class BehaviorRun:
                 raise RunRefused(self.redact(f"cannot reach {model}: {error}")) from None
         return self._endpoints[model]
 
-    def model_template(self, model: str) -> str | None:
-        """The prompt template a model prefers (a base model wants plain text), if any."""
-        if model not in self._model_templates:
-            self._model_templates[model] = self.config.hook.pytest_behavior_prompt_template(
-                model=model, config=self.config
-            )
-        return self._model_templates[model]
-
     def add_closer(self, closer: Callable[[], None]) -> None:
         """Run ``closer`` when the session ends (local model servers register here)."""
         self._closers.append(closer)
 
-    # -- requests ----------------------------------------------------------
+    # -- models (models.py) ---------------------------------------------------
 
-    def _scoring_mode(self, trait: Trait) -> str:
-        return self.settings.scoring or trait.scoring
-
-    def template_for(self, trait: Trait, model: str) -> str:
-        return resolve_template(trait, self.model_template(model))
-
-    def scoring_method(
-        self,
-        trait: Trait,
-        model: str,
-        case: Case | None = None,
-        counts: FetchCounts | None = None,
-    ) -> str:
-        """exact, topk or generate: what the trait asks for, or the best the endpoint supports.
-
-        ``auto`` and ``logprob`` take the first of exact, top-k, generate that the
-        provider may serve (capabilities.py: known in advance where litellm can
-        tell) and whose first request is not refused (it is a case's own request,
-        so it costs nothing extra when it works and is cached like any other).
-        """
-        original = trait
-        mode = self._scoring_mode(trait)
-        if mode in SCORING_METHODS:
-            return mode
-        if trait.prompt_format == "chat" and self._renders_chat(model):
-            return "exact"  # the server's own template: no probe of raw text needed
-        if model not in self._methods:
-            probe = case if case is not None else trait.cases[0]
-            # The model's method is probed with the requests an unset format sends, so
-            # traits of every format share one probe (prompt_format.py).
-            trait = replace(trait, prompt_format=None)
-            recorded = self._recorded_method(model)
-            if recorded is not None:
-                self._methods[model] = recorded
-            elif self.asks:
-                self._methods[model] = self._probe_methods(trait, probe, model, counts)
-                if (
-                    self._methods[model] != "exact"
-                    and self.capabilities(model).prompt_logprobs is not False
-                ):
-                    # The endpoint refused a method it was asked for: refusals are never
-                    # cached, so the choice is, with the checkpoint, and a rerun asks nothing.
-                    self._record_method(model, self._methods[model])
-            else:
-                self._methods[model] = self._method_from_cache(trait, probe, model)
-        method = self._methods[model]
-        return method if original.prompt_format != "chat" else self._chat_method(model, method)
-
-    def _chat_method(self, model: str, method: str) -> str:
-        """A chat-format prompt is scored exactly where the server renders the model's
-        chat template (fetch/chat_exact.py), else on the chat endpoint: never as raw text."""
-        if self._renders_chat(model):
-            return "exact"
-        if method != "exact":
-            # Only a chat prompt on an exact endpoint needs litellm's tables (its import
-            # is most of a cached rerun's time).
-            return method
-        from pytest_behavior.spec.prompt_format import method_for
-
-        return method_for("chat", method, self.capabilities(model))
-
-    def _renders_chat(self, model: str) -> bool:
-        check = self.checkpoint(model)
-        return check is not None and check.description.renders_chat
-
-    def capabilities(self, model: str) -> Capabilities:
-        """What ``model``'s provider serves, as far as litellm knows without asking."""
-        if model not in self._capabilities:
-            from pytest_behavior.fetch.capabilities import UNKNOWN, provider_capabilities
-
-            # A local model is a llama.cpp server: its endpoint tells (and starts it).
-            local = model.startswith(LOCAL_PREFIX)
-            self._capabilities[model] = (
-                UNKNOWN if local else provider_capabilities(self.endpoint(model).litellm_model)
-            )
-        return self._capabilities[model]
+    def _say_note(self, note: str) -> None:
+        """A checkpoint's note, printed by the process that prints (not a worker)."""
+        if self.is_worker:
+            return
+        terminal = self.config.pluginmanager.get_plugin("terminalreporter")
+        if terminal is not None:
+            terminal.write_line(note, yellow=True)
 
     @property
     def asks(self) -> bool:
         """Whether this run sends requests at all (not a dry run, not readonly)."""
-        return not self.settings.dry_run and self.cache.mode != "readonly"
-
-    def _method_key(self, model: str) -> str:
-        from pytest_behavior.fetch.checkpoint import method_key
-
-        local = model.startswith(LOCAL_PREFIX)
-        api_base = None if local else self.settings.api_base
-        return method_key(model, api_base, None if local else self.checkpoint_revision(model))
-
-    def _recorded_method(self, model: str) -> str | None:
-        """The method an earlier run's probe chose for this checkpoint, if it recorded one.
-
-        Only top-k is recorded: an exact probe's answer is cached like any other, so
-        asking it again costs nothing, but an endpoint that cannot score exactly fails
-        the probe, and failures are never cached.
-        """
-        from pytest_behavior.fetch.checkpoint import METHOD_MARK
-
-        answer = self.cache.get(self._method_key(model))
-        if answer is None or answer.finish_reason != METHOD_MARK:
-            return None
-        return answer.text if answer.text in SCORING_METHODS else None
-
-    def _record_method(self, model: str, method: str) -> None:
-        from pytest_behavior.fetch.checkpoint import METHOD_MARK
-
-        key = self._method_key(model)
-        self.cache.set_many(
-            [(key, Answer(text=method, finish_reason=METHOD_MARK))],
-            origins={key: {"model": model, "record": "scoring-method"}},
-        )
-
-    def _method_from_cache(self, trait: Trait, case: Case, model: str) -> str:
-        """The method a cached probe chose, without asking; the first possible when nothing says."""
-        from pytest_behavior.cache.keys import request_key
-
-        recorded = self._recorded_method(model)
-        if recorded is not None:
-            return recorded
-        capabilities = self.capabilities(model)
-        if capabilities.prompt_logprobs is not False:
-            from pytest_behavior.fetch.exact import is_unsupported_reason
-
-            exact = request_key(self._build(trait, case, model, "exact"))
-            answer = self.cache.get(exact)
-            if answer is not None and answer.choice_logprobs is not None:
-                return "exact"
-            failure = self.fetcher.failures.get(exact)
-            refused = failure is not None and is_unsupported_reason(failure.reason)
-            if answer is None and not refused and not self._cached_beyond(trait, case, model):
-                self._undecided.add(model)
-                return "exact"
-        if capabilities.top_logprobs is False:
-            return "generate"
-        from pytest_behavior.fetch.capabilities import is_logprob_refusal
-
-        topk = request_key(self._build(trait, case, model, "topk"))
-        failure = self.fetcher.failures.get(topk)
-        if topk not in self.cache and failure is not None and is_logprob_refusal(failure.reason):
-            return "generate"
-        generated = request_key(self._build(trait, case, model, "generate"))
-        return "generate" if topk not in self.cache and generated in self.cache else "topk"
-
-    def _cached_beyond(self, trait: Trait, case: Case, model: str) -> bool:
-        """Whether a top-k or generated answer is cached: exact was passed over before."""
-        from pytest_behavior.cache.keys import request_key
-
-        return any(
-            request_key(self._build(trait, case, model, method)) in self.cache
-            for method in ("topk", "generate")
-        )
+        return self.models.asks
 
     def _score_mode(self, trait: Trait, model: str, case: Case) -> str:
         """What the scorer is told: the method, but ``auto`` stays auto on top-k
         endpoints, so answers that carried no logprobs are not counted as fallbacks."""
-        method = self.scoring_method(trait, model, case)
-        return "auto" if method == "topk" and self._scoring_mode(trait) == "auto" else method
-
-    def _probe_methods(
-        self, trait: Trait, case: Case, model: str, counts: FetchCounts | None
-    ) -> str:
-        """The first method the provider may serve and whose first request is not refused."""
-        # A cached answer with prompt log-probabilities is the endpoint's own word that
-        # it serves exact scoring: a cached rerun needs neither a request nor litellm's
-        # tables (importing litellm is most of a 2,000-case cached rerun's time).
-        from pytest_behavior.cache.keys import request_key
-
-        cached = self.cache.get(request_key(self._build(trait, case, model, "exact")))
-        if cached is not None and cached.choice_logprobs:
-            return "exact"
-        capabilities = self.capabilities(model)
-        if capabilities.prompt_logprobs is not False and self._serves(
-            trait, case, model, "exact", counts
-        ):
-            return "exact"
-        if capabilities.top_logprobs is not False and self._serves(
-            trait, case, model, "topk", counts
-        ):
-            return "topk"
-        return "generate"
-
-    def _serves(
-        self, trait: Trait, case: Case, model: str, method: str, counts: FetchCounts | None
-    ) -> bool:
-        """Whether the endpoint serves ``method``: the case's request asks, and is kept."""
-        from pytest_behavior.fetch.capabilities import is_logprob_refusal
-        from pytest_behavior.fetch.exact import is_unsupported_reason
-
-        request = self._build(trait, case, model, method)
-        probe = self.fetcher.fetch([request]) if counts is not None else None
-        result = self.answer(request)
-        served = method != "exact" or not isinstance(result, Answer) or bool(result.choice_logprobs)
-        if isinstance(result, RequestFailed):
-            # Any other failure is the endpoint's, not the method's: the cases say it.
-            refused = is_unsupported_reason if method == "exact" else is_logprob_refusal
-            served = not refused(result.reason)
-        if counts is not None and probe is not None and probe.sent:
-            for name in ("sent", "answered", "failed", "retried", "rate_limited"):
-                setattr(counts, name, getattr(counts, name) + getattr(probe, name))
-            if served:
-                counts.skipped -= probe.sent  # the prefetch will meet it again as cached
-            else:
-                # A refusal answers which methods the endpoint serves: not an error of the run.
-                counts.answered += probe.failed
-                counts.failed -= probe.failed
-        return served
-
-    def request_for(self, trait: Trait, case: Case, model: str) -> ModelRequest:
-        return self._build(trait, case, model, self.scoring_method(trait, model, case))
-
-    def requests_for(self, trait: Trait, case: Case, model: str) -> list[ModelRequest]:
-        """The case's requests: one, or with ``samples: K`` where exact scoring is not
-        available, K generated at the trait's temperature (sampling.py)."""
-        method = self.scoring_method(trait, model, case)
-        if trait.samples <= 1 or method == "exact":
-            return [self._build(trait, case, model, method)]
-        from pytest_behavior.verdicts.sampling import DEFAULT_TEMPERATURE
-
-        temperature = DEFAULT_TEMPERATURE if trait.temperature is None else trait.temperature
-        first = self._build(trait, case, model, "generate", temperature=temperature)
-        return [replace(first, sample_index=index) for index in range(trait.samples)]
-
-    def _request_count(self, trait: Trait, model: str) -> int:
-        method = self._methods.get(model, "")
-        if trait.prompt_format == "chat" and method:
-            method = self._chat_method(model, method)
-        sampled = trait.samples > 1 and method != "exact"
-        return trait.samples if sampled and self._scoring_mode(trait) != "exact" else 1
-
-    def _build(
-        self, trait: Trait, case: Case, model: str, method: str, *, temperature: float = 0.0
-    ) -> ModelRequest:
-        local = model.startswith(LOCAL_PREFIX)
-        return build_request(
-            case,
-            template=self.template_for(trait, model),
-            model=model,
-            # A local model's port changes every session; its name identifies it.
-            api_base=None if local else self.settings.api_base,
-            params=sampling_params(
-                method,
-                max_tokens=self.settings.max_tokens,
-                top_logprobs=self.settings.top_logprobs,
-                temperature=temperature,
-            ),
-            method=method,
-            revision=None if local else self.checkpoint_revision(model),
-            prompt_format=trait.prompt_format,
-        )
-
-    def served_revision(self, model: str) -> str | None:
-        """What the endpoint says about the model it serves (vLLM's root, llama.cpp's
-        listing and /props), once a run; without the fingerprint, so shards asked on
-        different machines agree."""
-        check = self.checkpoint(model)
-        return None if check is None else check.description.revision
-
-    def checkpoint_revision(self, model: str) -> str | None:
-        """The checkpoint part of the model's cache keys: what the endpoint says, and the
-        fingerprint current when the answers were asked (checkpoint_check.py)."""
-        check = self.checkpoint(model)
-        return None if check is None else check.revision
-
-    def checkpoint(self, model: str) -> CheckpointCheck | None:
-        """The model's checkpoint, checked once a run where it is served at an api_base."""
-        if self.settings.api_base is None or model.startswith(LOCAL_PREFIX):
-            return None
-        if model not in self.checkpoints:
-            from pytest_behavior.fetch.checkpoint_check import check_checkpoint
-            from pytest_behavior.fetch.revision import split_revision
-
-            check = check_checkpoint(
-                self.cache,
-                model,
-                split_revision(model).name,
-                self.settings.api_base,
-                asks=self.asks,
-                readonly=self.cache.mode == "readonly",
-                timeout=min(30.0, self.settings.request_timeout),
-            )
-            self.checkpoints[model] = check
-            if check.note is not None and not self.is_worker:
-                terminal = self.config.pluginmanager.get_plugin("terminalreporter")
-                if terminal is not None:
-                    terminal.write_line(check.note, yellow=True)
-        return self.checkpoints[model]
+        method = self.models.scoring_method(trait, model, case)
+        return "auto" if method == "topk" and self.models.scoring_mode(trait) == "auto" else method
 
     @property
     def fetcher(self) -> Fetcher:
@@ -527,7 +251,7 @@ class BehaviorRun:
                 claims=self._worker_claims(),
                 before_first_send=self.before_first_send,
                 refuse=(
-                    f"{NOT_RUN}not in the cache, and --behavior-cache-mode=readonly asks nothing"
+                    "not in the cache, and --behavior-cache-mode=readonly asks nothing"
                     if self.cache.mode == "readonly"
                     else None
                 ),
@@ -584,7 +308,7 @@ class BehaviorRun:
         (vLLM's /version), where the response itself named none."""
         if answer.serving_stack is not None:
             return answer
-        check = self.checkpoints.get(model)
+        check = self.models.checkpoints.get(model)
         server = None if check is None else check.stack.server
         return answer if server is None else replace(answer, serving_stack=server)
 
@@ -618,7 +342,7 @@ class BehaviorRun:
 
     def _case_outcome(self, trait: Trait, case: Case, model: str) -> CaseOutcome:
         # The prefetch sent this case's request (or another worker did: answer() waits).
-        requests = self.requests_for(trait, case, model)
+        requests = self.models.requests_for(trait, case, model)
         if len(requests) == 1:
             return self._outcome(trait, case, requests[0])
         from pytest_behavior.verdicts.sampling import combine_samples
@@ -654,8 +378,8 @@ class BehaviorRun:
             model=model,
             outcomes=outcomes,
             confidence=self.settings.confidence,
-            scoring=self._scoring_mode(trait),
-            template=self.template_for(trait, model),
+            scoring=self.models.scoring_mode(trait),
+            template=self.models.template_for(trait, model),
             position=position,
         )
         if adaptive is None:
@@ -669,7 +393,7 @@ class BehaviorRun:
         known = self._case_outcomes.pop((trait.spec_path, trait.name, model), {})
         missing = [case for case in cases if case.index not in known]
         self.fetcher.fetch(
-            request for case in missing for request in self.requests_for(trait, case, model)
+            request for case in missing for request in self.models.requests_for(trait, case, model)
         )
         return [
             known[case.index] if case.index in known else self._case_outcome(trait, case, model)
@@ -683,7 +407,7 @@ class BehaviorRun:
 
         order = case_order(trait)
         # The probe (if any) asks the first case of the order: no request it won't use.
-        exact = self.scoring_method(trait, model, order[0] if order else None) == "exact"
+        exact = self.models.scoring_method(trait, model, order[0] if order else None) == "exact"
         state = AdaptiveTrait(
             trait=trait,
             model=model,
@@ -751,7 +475,7 @@ class BehaviorRun:
     ) -> list[list[CaseOutcome]]:
         """One round of adaptive batches, sent together; each batch's outcomes in order."""
         requests = [
-            [self.request_for(state.trait, case, state.model) for case in batch]
+            [self.models.request_for(state.trait, case, state.model) for case in batch]
             for state, batch in batches
         ]
         flat = [request for batch in requests for request in batch]
@@ -847,14 +571,16 @@ class BehaviorRun:
         counts = FetchCounts()
         # Which method each model's endpoint supports, before the requests are built.
         for trait, case, model in needed():
-            if model not in self._methods:
-                self.scoring_method(trait, model, case, counts)
-            if len(self._methods) == len(self.settings.models):
+            if model not in self.models.methods:
+                self.models.scoring_method(trait, model, case, counts)
+            if len(self.models.methods) == len(self.settings.models):
                 break
         self._say_methods()
-        counts.planned = sum(self._request_count(trait, model) for trait, _, model in needed())
+        counts.planned = sum(
+            self.models.request_count(trait, model) for trait, _, model in needed()
+        )
         requests: Iterable[ModelRequest] = (
-            request for one in needed() for request in self.requests_for(*one)
+            request for one in needed() for request in self.models.requests_for(*one)
         )
         if self._may_spread():
             from pytest_behavior.fetch.processes import spread_fetch
@@ -873,10 +599,10 @@ class BehaviorRun:
         from pytest_behavior.fetch.progress import terminal_for
 
         terminal = terminal_for(self.config)
-        for model, method in self._methods.items():
-            if model not in self._capabilities:
+        for model, method in self.models.methods.items():
+            if model not in self.models.known:
                 continue  # decided by a cached answer, not by what litellm knows
-            reason = self._capabilities[model].reason
+            reason = self.models.known[model].reason
             if terminal is not None and reason:
                 terminal.write_line(f"behavior: {model} is scored by {method}: {reason}")
 
@@ -912,7 +638,7 @@ class BehaviorRun:
         if terminal is None:
             return
         missing = f"; {counts.not_run} not cached (readonly)" if counts.not_run else ""
-        probed = sum(check.probed for check in self.checkpoints.values())
+        probed = sum(check.probed for check in self.models.checkpoints.values())
         # The fingerprint probe is the one request a cached rerun makes per model.
         fingerprints = f" but {probed} checkpoint fingerprint{'s' * (probed > 1)}" if probed else ""
         sent = "nothing was sent" + fingerprints
@@ -926,15 +652,15 @@ class BehaviorRun:
         from pytest_behavior.fetch.budget import litellm_price, plan_requests
         from pytest_behavior.fetch.revision import split_revision
 
-        asked = self._methods.copy()
+        asked = self.models.methods.copy()
         for trait, case, model in needed():
-            if model not in self._methods:
+            if model not in self.models.methods:
                 unset = replace(trait, prompt_format=None)  # as scoring_method probes
-                self._methods[model] = self._method_from_cache(unset, case, model)
+                self.models.methods[model] = self.models.method_from_cache(unset, case, model)
         requests = (
             (trait.name, request)
             for trait, case, model in needed()
-            for request in self.requests_for(trait, case, model)
+            for request in self.models.requests_for(trait, case, model)
         )
         priced = self.settings.dry_run or self.settings.max_cost is not None
         plan = plan_requests(
@@ -942,10 +668,10 @@ class BehaviorRun:
             self.cache,
             price=(lambda model: litellm_price(split_revision(model).name)) if priced else None,
         )
-        plan.undecided = set(self._undecided)
+        plan.undecided = set(self.models.undecided)
         # A real run still probes the models the plan could not decide from the cache.
-        self._methods = asked if self.asks else self._methods
-        self._undecided.clear()
+        self.models.methods = asked if self.asks else self.models.methods
+        self.models.undecided.clear()
         return plan
 
     # -- preflight (preflight.py) ---------------------------------------------

@@ -134,8 +134,8 @@ class ShardRun:
                     model=model,
                     position=verdict.position,
                     scoring=self.run.settings.scoring or trait.scoring,
-                    method=self.run.scoring_method(trait, model),
-                    template=self.run.template_for(trait, model),
+                    method=self.run.models.scoring_method(trait, model),
+                    template=self.run.models.template_for(trait, model),
                     cases=[case_item.case.index for case_item in group_cases],
                 ).to_dict()
             )
@@ -154,11 +154,11 @@ class ShardRun:
 
     def _owns(self, item: BehaviorCaseItem) -> bool:
         """By the key of the case's (first) request: the same on every host and layout."""
-        request = self.run.requests_for(item.trait, item.case, item.model)[0]
+        request = self.run.models.requests_for(item.trait, item.case, item.model)[0]
         return self.shard.owns(request_key(request))
 
     def _revisions(self) -> dict[str, str | None]:
-        return {model: self.run.served_revision(model) for model in self.run.settings.models}
+        return {model: self.run.models.served_revision(model) for model in self.run.settings.models}
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
