@@ -397,7 +397,7 @@ def plugin_run(api_base: str, subset: Subset, path: str, folder: Path) -> dict[s
     }
     (suite / "behavior_agreement.yaml").write_text(json.dumps(spec))
     report = folder / "report.json"
-    subprocess.run(
+    finished = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -421,8 +421,12 @@ def plugin_run(api_base: str, subset: Subset, path: str, folder: Path) -> dict[s
         cwd=suite,
     )
     if not report.exists():
-        sys.exit(f"the plugin wrote no report for {subset.file} ({path})")
+        said = (finished.stdout + finished.stderr).decode(errors="replace")[-2000:]
+        sys.exit(f"the plugin wrote no report for {subset.file} ({path}):\n{said}")
     loaded: dict[str, Any] = json.loads(report.read_text())
+    if not loaded.get("results"):
+        said = (finished.stdout + finished.stderr).decode(errors="replace")[-3000:]
+        sys.exit(f"the plugin's report for {subset.file} ({path}) has no results:\n{said}")
     return loaded
 
 

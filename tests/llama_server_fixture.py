@@ -143,6 +143,9 @@ class CountingProxy:
         # and its body.
         self.posts: list[str] = []
         self.bodies: list[bytes] = []
+        # The most POSTs passed on at the same time.
+        self.peak = 0
+        self._in_flight = 0
         self._lock = threading.Lock()
         proxy = self
 
@@ -164,7 +167,13 @@ class CountingProxy:
                     proxy.bodies.append(body)
                     if self.path.rstrip("/").endswith("completions"):
                         proxy.completions.append(self.path)
-                self._forward(body)
+                    proxy._in_flight += 1
+                    proxy.peak = max(proxy.peak, proxy._in_flight)
+                try:
+                    self._forward(body)
+                finally:
+                    with proxy._lock:
+                        proxy._in_flight -= 1
 
             def _forward(self, body: bytes) -> None:
                 connection = http.client.HTTPConnection(
@@ -205,6 +214,7 @@ class CountingProxy:
             self.completions.clear()
             self.posts.clear()
             self.bodies.clear()
+            self.peak = 0
 
     def close(self) -> None:
         self._httpd.shutdown()

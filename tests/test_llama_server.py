@@ -83,9 +83,8 @@ def run(pytester: pytest.Pytester, proxy: CountingProxy, *args: str) -> SuiteRun
         f"--behavior-model={MODEL}",
         f"--behavior-api-base={proxy.api_base}",
         f"--behavior-report-json={report}",
-        # The server has one slot: one request at a time, so the plugin's own request
-        # timeout measures service, never a wait in the server's queue.
-        "--behavior-concurrency=1",
+        # No --behavior-concurrency: the server's /props says it has one slot, and the
+        # plugin sends it one request at a time (its timeout measures service, not queue).
         "-p",
         "no:randomly",
         *args,
@@ -200,6 +199,8 @@ def test_a_chat_prompt_is_scored_exactly_through_the_servers_own_template(
     first = run(pytester, proxy)
     [result] = first.results
     assert (result["scoring_used"], result["prompt_format"]) == ("exact", "chat")
+    # One slot (llama-server --parallel 1, its /props total_slots): one request at a time.
+    assert proxy.peak == 1
     assert "/apply-template" in proxy.posts and "/completion" in proxy.posts
     # Nothing went out as raw text to the completions endpoint.
     assert "/v1/completions" not in proxy.posts

@@ -85,6 +85,9 @@ class Description:
     # one; vLLM's chat endpoint continues a final assistant message): chat prompts can
     # be scored exactly there (fetch/chat_exact.py).
     renders_chat: bool = False
+    # How many requests the server answers at once (llama.cpp's /props total_slots):
+    # more in flight would wait in its queue, on the requests' clocks.
+    slots: int | None = None
 
     @property
     def revision(self) -> str | None:
@@ -232,7 +235,10 @@ def description_of(
             details[field] = value
     server = engine
     renders_chat = False
+    slots = None
     if props is not None:
+        total = props.get("total_slots")
+        slots = total if isinstance(total, int) and total > 0 else None
         template = props.get("chat_template")
         renders_chat = isinstance(template, str) and bool(template.strip())
         for field in _PROPS_IDENTITY:
@@ -246,7 +252,7 @@ def description_of(
     if entry is not None and entry.get("owned_by") == "vllm":
         renders_chat = True  # its chat endpoint continues a final assistant message
     canonical = json.dumps(details, sort_keys=True, ensure_ascii=False) if details else None
-    return Description(label, canonical, ServingStack(server=server), renders_chat)
+    return Description(label, canonical, ServingStack(server=server), renders_chat, slots)
 
 
 def probe(

@@ -180,7 +180,6 @@ class BehaviorRun:
                 )
 
             from pytest_behavior.fetch.client import ModelClient
-            from pytest_behavior.local.model import serving_slots
 
             claims = self.fetcher.claims
 
@@ -191,7 +190,7 @@ class BehaviorRun:
             self._client = ModelClient(
                 complete,
                 concurrency=self.settings.concurrency,
-                model_concurrency=serving_slots,
+                model_concurrency=self._serving_slots,
                 max_attempts=self.settings.max_attempts,
                 request_timeout=self.settings.request_timeout,
                 max_duration=self.settings.max_duration,
@@ -200,6 +199,17 @@ class BehaviorRun:
                 on_stop=share_stop if claims is not None else None,
             )
         return self._client
+
+    def _serving_slots(self, model: str) -> int | None:
+        """Requests the model's server answers at once: a local model's one, llama-server's
+        ``total_slots``; None where the server does not say (no limit of its own)."""
+        from pytest_behavior.local.model import serving_slots
+
+        local = serving_slots(model)
+        if local is not None:
+            return local
+        check = self.checkpoints.get(model)
+        return None if check is None else check.description.slots
 
     def endpoint(self, model: str) -> Endpoint:
         """Where ``model`` is served; resolved (a local model started) only when needed."""
