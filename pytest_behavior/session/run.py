@@ -208,7 +208,7 @@ class BehaviorRun:
         local = serving_slots(model)
         if local is not None:
             return local
-        check = self.checkpoints.get(model)
+        check = self.models.checkpoints.get(model)
         return None if check is None else check.description.slots
 
     def endpoint(self, model: str) -> Endpoint:
