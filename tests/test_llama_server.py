@@ -23,6 +23,8 @@ from llama_server_fixture import (
     smollm2_gguf,
 )
 
+from pytest_behavior.settings import OPTIONS
+
 ALIAS = "team-model"
 MODEL = f"openai/{ALIAS}"
 STATEMENTS = (
@@ -257,7 +259,9 @@ def test_chat_exact_reads_an_unlikely_answer_over_the_whole_vocabulary(
     continuations = (" Yes", " Zebra crossing")
     request = ModelRequest(MODEL, llama_server.api_base, messages, (), continuations=continuations)
     endpoint = Endpoint(MODEL, llama_server.api_base)
-    answer = asyncio.run(chat_exact_complete(request, endpoint, timeout=300, api_key=None))
+    # The plugin's own default request timeout, as a run would give this request.
+    timeout = next(option.default for option in OPTIONS if option.field == "request_timeout")
+    answer = asyncio.run(chat_exact_complete(request, endpoint, timeout=timeout, api_key=None))
     assert answer.choice_logprobs is not None
 
     listing = json.load(urllib.request.urlopen(llama_server.api_base + "/models"))

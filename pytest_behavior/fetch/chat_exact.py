@@ -50,6 +50,7 @@ from pytest_behavior.local.exact import (
     APIConnectionError,
     LocalServerError,
     Timeout,
+    error_message,
     post_json,
 )
 from pytest_behavior.values import Answer, ChoiceLogprob, ModelRequest
@@ -108,7 +109,8 @@ class _Session:
                 "where it does (llama-server, vLLM)",
             )
         if status != 200:
-            raise ServerError(status, f"{_message(payload)} (status {status}, {path})")
+            said = str(error_message(payload) or payload)[:200]
+            raise ServerError(status, f"{said} (status {status}, {path})")
         return payload
 
     async def tokens(self, text: str) -> list[int]:
@@ -291,9 +293,3 @@ def _common_prefix(context: tuple[int, ...], whole: list[int]) -> int:
             break
         shared += 1
     return shared
-
-
-def _message(payload: Any) -> str:
-    error = payload.get("error") if isinstance(payload, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return str(message or payload)[:200]

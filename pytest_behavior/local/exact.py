@@ -63,10 +63,16 @@ async def local_exact_complete(
     except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
         raise APIConnectionError(None, f"the local server at {host}:{port}: {exc!r}") from exc
     if status != 200:
-        error = payload.get("error") if isinstance(payload, dict) else None
-        message = error.get("message") if isinstance(error, dict) else None
+        message = error_message(payload)
         raise LocalServerError(status, f"{message or payload!r} (status {status})")
     return answer_from_continuations(payload, request.continuations)
+
+
+def error_message(payload: Any) -> str | None:
+    """The ``error.message`` of an OpenAI-style error body, None when it has none."""
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else None
 
 
 def answer_from_continuations(payload: Any, continuations: tuple[str, ...]) -> Answer:

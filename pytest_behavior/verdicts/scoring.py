@@ -314,14 +314,14 @@ def read_topk(answer: Answer, case: Case) -> TopkReading | None:
     prefix_mass = 1.0
     seen = ""
     for position in consumed:
-        greedy = max(position, key=lambda pair: pair[1])[0].lstrip()
+        greedy = _greedy(position).lstrip()
         prefix_mass *= sum(
             math.exp(logprob)
             for token, logprob in position
             if token.lstrip() and shared.startswith(seen + token.lstrip())
         )
         seen += greedy
-    generated = max(alternatives, key=lambda pair: pair[1])[0]
+    generated = _greedy(alternatives)
     order = list(keys)
     best = max(mass, key=lambda key: (mass[key], -order.index(key))) if mass else None
     names_choice = _token_key(generated, keys, first_words) is not None
@@ -336,10 +336,15 @@ def read_topk(answer: Answer, case: Case) -> TopkReading | None:
     )
 
 
+def _greedy(position: Position) -> str:
+    """The token generated at a position: the likeliest of its alternatives (temperature 0)."""
+    return max(position, key=lambda pair: pair[1])[0]
+
+
 def _text_after(text: str, consumed: tuple[Position, ...]) -> str:
     """The generated text from the position read on (the shared tokens before it dropped)."""
     for position in consumed:
-        greedy = max(position, key=lambda pair: pair[1])[0].lstrip()
+        greedy = _greedy(position).lstrip()
         text = text.lstrip()
         if not text.startswith(greedy):
             break
@@ -441,7 +446,7 @@ def _next_position(
     for index, alternatives in enumerate(positions[: MAX_SHARED_TOKENS + 1]):
         if not alternatives:
             return positions[:index], ()
-        greedy = max(alternatives, key=lambda pair: pair[1])[0].lstrip()
+        greedy = _greedy(alternatives).lstrip()
         if index < MAX_SHARED_TOKENS and greedy and shared.startswith(consumed + greedy):
             consumed += greedy
             continue
