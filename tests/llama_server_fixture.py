@@ -143,7 +143,7 @@ class CountingProxy:
         # and its body.
         self.posts: list[str] = []
         self.bodies: list[bytes] = []
-        # The most POSTs passed on at the same time.
+        # The most POSTs at the server at the same time (sent, not yet answered by it).
         self.peak = 0
         self._in_flight = 0
         self._lock = threading.Lock()
@@ -169,13 +169,9 @@ class CountingProxy:
                         proxy.completions.append(self.path)
                     proxy._in_flight += 1
                     proxy.peak = max(proxy.peak, proxy._in_flight)
-                try:
-                    self._forward(body)
-                finally:
-                    with proxy._lock:
-                        proxy._in_flight -= 1
+                self._forward(body, counted=True)
 
-            def _forward(self, body: bytes) -> None:
+            def _forward(self, body: bytes, counted: bool = False) -> None:
                 connection = http.client.HTTPConnection(
                     # No timeout of its own: the plugin's request timeout bounds the
                     # client, and the fixture's stop closes the upstream socket.
@@ -184,9 +180,19 @@ class CountingProxy:
                     timeout=None,
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                connection.request(self.command, self.path, body=body or None, headers=headers)
-                answer = connection.getresponse()
-                data = answer.read()
+                try:
+                    connection.request(
+                        self.command, self.path, body=body or None, headers=headers
+                    )
+                    answer = connection.getresponse()
+                    data = answer.read()
+                finally:
+                    # Out of flight once the server has answered, before the client is:
+                    # a client that sends its next request on reading this answer must not
+                    # find this one still counted.
+                    if counted:
+                        with proxy._lock:
+                            proxy._in_flight -= 1
                 self.send_response(answer.status)
                 for name, value in answer.getheaders():
                     if name.lower() not in ("transfer-encoding", "content-length", "connection"):

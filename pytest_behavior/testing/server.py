@@ -291,6 +291,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "pytest-behavior-model-server"
     sys_version = ""
     server: _HTTPServer
+    _in_flight = False  # a completion request counted in the server's in-flight figure
 
     def setup(self) -> None:
         super().setup()
@@ -386,6 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve_completion(self, raw_body: bytes, *, route: str) -> None:
         server = self.model_server
         server._enter_request()
+        self._in_flight = True
         try:
             self._answer(server, raw_body, route=route)
         except RequestError as error:
@@ -398,7 +400,14 @@ class _Handler(BaseHTTPRequestHandler):
             message = f"the test model server failed: {type(error).__name__}: {error}"
             self._send_json(500, server.dialect.error_body(500, message))
         finally:
-            server._leave_request()
+            self._leave_flight()
+
+    def _leave_flight(self) -> None:
+        """Out of flight once answered, before the answer is written: a client that sends
+        its next request on reading this answer must not find this one still counted."""
+        if self._in_flight:
+            self._in_flight = False
+            self.model_server._leave_request()
 
     def _answer(self, server: ModelServer, raw_body: bytes, *, route: str) -> None:
         body = _parse_json(raw_body)
@@ -558,6 +567,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
     ) -> None:
+        self._leave_flight()
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
