@@ -22,6 +22,7 @@ from pytest_behavior.settings import add_options, build_settings
 
 if TYPE_CHECKING:
     from pytest_behavior.session.collect import BehaviorSpecFile
+    from pytest_behavior.session.run import BehaviorRun
 
 _FROZE_KEY = pytest.StashKey[bool]()
 _SPECS_SEEN_KEY = pytest.StashKey[bool]()
@@ -43,9 +44,7 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    from pytest_behavior import defaults
-    from pytest_behavior.session.run import BehaviorRun
-    from pytest_behavior.session.state import RUN_KEY
+    from pytest_behavior.session.state import SETTINGS_KEY, STARTER_KEY
 
     config.addinivalue_line(
         "markers", "behavior: items generated from behavior spec files (added automatically)"
@@ -55,31 +54,49 @@ def pytest_configure(config: pytest.Config) -> None:
     if settings.dry_run:
         # A dry run counts in one process: xdist's session (registered trylast) stays off.
         config.option.dist = "no"
+    config.stash[SETTINGS_KEY] = settings
+    config.stash[STARTER_KEY] = _start_run
+    if config.pluginmanager.hasplugin("xdist"):
+        from pytest_behavior.session.xdist_hooks import XdistHooks
+
+        config.pluginmanager.register(XdistHooks(config), "behavior-xdist")
+    xdist_controller = getattr(config.option, "dist", "no") != "no" and not hasattr(
+        config, "workerinput"
+    )
+    if xdist_controller or settings.shard is not None or settings.cache_url is not None:
+        # These register hooks of their own that must see the whole session (an xdist
+        # controller collects no spec); any other run is made at the first spec file.
+        _start_run(config)
+
+
+def _start_run(config: pytest.Config) -> BehaviorRun:
+    """Make the session's run and register its hooks (once, when first needed)."""
+    from pytest_behavior import defaults
+    from pytest_behavior.session.run import BehaviorRun
+    from pytest_behavior.session.signals import stop_on_sigterm
+    from pytest_behavior.session.state import RUN_KEY, settings_of
+
+    settings = settings_of(config)
     run = BehaviorRun(config, settings)
     config.stash[RUN_KEY] = run
     config.pluginmanager.register(run, "behavior-run")
     config.pluginmanager.register(defaults, "behavior-defaults")
-    if config.pluginmanager.hasplugin("xdist"):
-        from pytest_behavior.session.xdist_hooks import XdistHooks
-
-        config.pluginmanager.register(XdistHooks(run), "behavior-xdist")
     if settings.shard is not None:
         from pytest_behavior.shards.sharding import register_shard_run
 
         register_shard_run(run, settings.shard)
-    from pytest_behavior.session.signals import stop_on_sigterm
-
     run.add_closer(stop_on_sigterm())
+    return run
 
 
 def _check_local_models(models: tuple[str, ...]) -> None:
     """Naming a local model without its runtime is one clear error, before anything runs."""
-    from pytest_behavior.values import LOCAL_PREFIX
+    from pytest_behavior.names import LOCAL_PREFIX
 
     local = [model for model in models if model.startswith(LOCAL_PREFIX)]
     if not local:
         return
-    from pytest_behavior.local.model import LocalModelUnavailable, check_local_model
+    from pytest_behavior.local.catalog import LocalModelUnavailable, check_local_model
 
     for model in local:
         try:
@@ -89,17 +106,23 @@ def _check_local_models(models: tuple[str, ...]) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    from pytest_behavior.session.state import RUN_KEY
+    from pytest_behavior.session.state import RUN_KEY, SETTINGS_KEY, STARTER_KEY
 
     if config.stash.get(_FROZE_KEY, False) and "litellm" not in sys.modules:
         # Thaw the items for in-process reruns (pytester); litellm's ~300k objects stay
         # frozen, or pytest's final gc.collect() would walk them all again.
         gc.unfreeze()
+    if SETTINGS_KEY in config.stash:  # pytester reruns configure in this process
+        del config.stash[SETTINGS_KEY]
+        del config.stash[STARTER_KEY]
+    xdist_hooks = config.pluginmanager.get_plugin("behavior-xdist")
+    if xdist_hooks is not None:
+        config.pluginmanager.unregister(xdist_hooks)
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return
     run.close()
-    for name in ("behavior-run", "behavior-defaults", "behavior-xdist", *_SHARD_PLUGINS):
+    for name in ("behavior-run", "behavior-defaults", *_SHARD_PLUGINS):
         plugin = config.pluginmanager.get_plugin(name)
         if plugin is not None:
             config.pluginmanager.unregister(plugin)
@@ -107,18 +130,21 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> BehaviorSpecFile | None:
-    from pytest_behavior.session.state import run_of
+    from pytest_behavior.session.state import settings_of
 
-    run = run_of(parent.config)
-    matches = any(fnmatch(file_path.name, pattern) for pattern in run.settings.file_patterns)
+    settings = settings_of(parent.config)
+    matches = any(fnmatch(file_path.name, pattern) for pattern in settings.file_patterns)
     # A YAML file named on the command line is a spec whatever its name, as pytest
     # collects a test_*.py file named there.
     named = file_path.suffix in _SPEC_SUFFIXES and parent.session.isinitpath(file_path)
     if not (matches or named):
         if file_path.suffix in _SPEC_SUFFIXES:
-            _hint_if_spec(file_path, run.settings.file_patterns)
+            _hint_if_spec(file_path, settings.file_patterns)
         return None
     from pytest_behavior.session.collect import BehaviorSpecFile
+    from pytest_behavior.session.state import run_of
+
+    run_of(parent.config)  # the first spec file starts the run (its hooks, the defaults)
 
     parent.config.stash[_SPECS_SEEN_KEY] = True
     return BehaviorSpecFile.from_parent(parent, path=file_path)
@@ -180,12 +206,14 @@ def pytest_collection_modifyitems(
     """A dry run counts what the selected behavior items would send, then deselects them."""
     from pytest_behavior.session.state import run_of
 
+    if not config.stash.get(_SPECS_SEEN_KEY, False):
+        return
     run = run_of(config)
     shard_run = config.pluginmanager.get_plugin(_SHARD_PLUGINS[0])
-    if shard_run is not None and config.stash.get(_SPECS_SEEN_KEY, False):
+    if shard_run is not None:
         # Before a dry run counts: it then counts this shard's share.
         shard_run.split(config, items)
-    if not run.settings.dry_run or not config.stash.get(_SPECS_SEEN_KEY, False):
+    if not run.settings.dry_run:
         return
     from pytest_behavior.session.collect import Selection, behavior_items
 
@@ -224,13 +252,15 @@ def _refusals_as_usage_errors(config: pytest.Config) -> Iterator[None]:
     a UsageError as one clean ``ERROR:`` line per problem. In an xdist worker the
     refusal goes on as an Exit, which xdist_hooks.py relays to the controller.
     """
-    from pytest_behavior.errors import RunRefused
-
     try:
         yield
-    except RunRefused as refusal:
-        if hasattr(config, "workerinput"):
+    except pytest.exit.Exception as error:
+        # errors.py is imported only here: every pytest session passes through.
+        from pytest_behavior.errors import RunRefused
+
+        if not isinstance(error, RunRefused) or hasattr(config, "workerinput"):
             raise
+        refusal = error
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.ensure_newline()  # the ERROR lines start a line of their own
@@ -254,9 +284,9 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    from pytest_behavior.session.state import run_of
+    from pytest_behavior.session.state import settings_of
 
-    settings = run_of(config).settings
+    settings = settings_of(config)
     if not settings.models:
         return None
     if not settings.use_cache:
@@ -281,10 +311,10 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from pytest_behavior.session.state import run_of
+    from pytest_behavior.session.state import existing_run
 
-    run = run_of(config)
-    if run.is_worker or config.option.verbose < -1:
+    run = existing_run(config)
+    if run is None or run.is_worker or config.option.verbose < -1:
         return
     if run.plan is not None:
         from pytest_behavior.fetch.budget import plan_table
@@ -330,10 +360,10 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    from pytest_behavior.session.state import run_of
+    from pytest_behavior.session.state import existing_run
 
-    run = run_of(session.config)
-    if run.is_worker:
+    run = existing_run(session.config)
+    if run is None or run.is_worker:
         return
     if run.plan is not None and session.exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.OK  # a dry run deselects what it counted

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from pytest_behavior.names import CHOICE_SETS, PROMPT_FORMATS, SCORING_MODES
 from pytest_behavior.shards.partition import ShardSpec, ShardSpecError
 
 DEFAULT_FILE_PATTERNS = ("behavior_*.yaml", "behavior_*.yml", "*.behavior.yaml", "*.behavior.yml")
@@ -177,10 +178,10 @@ def _cache_url(text: str, where: str) -> str:
     return text
 
 
-def _one_of(choices: Callable[[], tuple[str, ...]]) -> Parser:
+def _one_of(choices: tuple[str, ...]) -> Parser:
     def parse(text: str, where: str) -> str:
-        if text not in choices():
-            raise pytest.UsageError(f"{where} must be one of {', '.join(choices())}; got {text!r}")
+        if text not in choices:
+            raise pytest.UsageError(f"{where} must be one of {', '.join(choices)}; got {text!r}")
         return text
 
     return parse
@@ -191,24 +192,6 @@ def _shard(text: str, where: str) -> ShardSpec:
         return ShardSpec.parse(text)
     except ShardSpecError as error:
         raise pytest.UsageError(f"{where} {error}") from None
-
-
-def _scoring_modes() -> tuple[str, ...]:
-    from pytest_behavior.values import SCORING_MODES
-
-    return tuple(SCORING_MODES)
-
-
-def _choice_sets() -> tuple[str, ...]:
-    from pytest_behavior.values import CHOICE_SETS
-
-    return tuple(CHOICE_SETS)
-
-
-def _prompt_formats() -> tuple[str, ...]:
-    from pytest_behavior.values import PROMPT_FORMATS
-
-    return tuple(PROMPT_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -267,7 +250,7 @@ OPTIONS: tuple[Option, ...] = (
         "what is missing; refresh: ask again and overwrite.",
         flag="--behavior-cache-mode",
         ini="behavior_cache_mode",
-        parse=_one_of(lambda: CACHE_MODES),
+        parse=_one_of(CACHE_MODES),
         default="readwrite",
         metavar="MODE",
     ),
@@ -288,7 +271,7 @@ OPTIONS: tuple[Option, ...] = (
         flag="--behavior-cache-fallback",
         ini="behavior_cache_fallback",
         env="PYTEST_BEHAVIOR_CACHE_FALLBACK",
-        parse=_one_of(lambda: ("none", "local")),
+        parse=_one_of(("none", "local")),
         default="none",
         metavar="WHAT",
     ),
@@ -313,7 +296,7 @@ OPTIONS: tuple[Option, ...] = (
         "scoring",
         "override every trait's scoring mode: auto, logprob, exact, topk or generate.",
         flag="--behavior-scoring",
-        parse=_one_of(_scoring_modes),
+        parse=_one_of(SCORING_MODES),
         metavar="MODE",
     ),
     Option(
@@ -383,7 +366,7 @@ OPTIONS: tuple[Option, ...] = (
         "competes) or labelled (only the answer fields', as lm-evaluation-harness).",
         flag="--behavior-choices",
         ini="behavior_choices",
-        parse=_one_of(_choice_sets),
+        parse=_one_of(CHOICE_SETS),
         metavar="SET",
     ),
     Option(
@@ -392,7 +375,7 @@ OPTIONS: tuple[Option, ...] = (
         "template) or text (raw completion), the same on every scoring path.",
         flag="--behavior-prompt-format",
         ini="behavior_prompt_format",
-        parse=_one_of(_prompt_formats),
+        parse=_one_of(PROMPT_FORMATS),
         metavar="FORMAT",
     ),
     Option(
@@ -621,6 +604,8 @@ def build_settings(config: pytest.Config) -> BehaviorSettings:
 
 def _check_revisions(models: list[str]) -> None:
     """``NAME@REVISION`` with nothing after the ``@`` is a usage error, said before any run."""
+    if not any("@" in model for model in models):
+        return  # (every pytest run builds settings: no import when there is nothing to check)
     from pytest_behavior.fetch.revision import split_revision
 
     for model in models:
@@ -638,7 +623,7 @@ def _models(config: pytest.Config) -> tuple[list[str], str]:
         return _env_list(ENV_MODEL), ENV_MODEL
     if config.getini("behavior_model"):
         return list(config.getini("behavior_model")), "ini behavior_model"
-    from pytest_behavior.local.model import DEFAULT_LOCAL_MODEL, local_extra_installed
+    from pytest_behavior.local.catalog import DEFAULT_LOCAL_MODEL, local_extra_installed
 
     if local_extra_installed():
         return [

@@ -12,17 +12,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-# What a trait may ask for; see scoring.py for what each measures.
-SCORING_MODES = ("auto", "logprob", "exact", "topk", "generate")
-# How an answer was actually obtained and read: one of these per trait and model.
-SCORING_METHODS = ("exact", "topk", "generate")
-# The choice sets a trait may score among (Trait.choices).
-CHOICE_SETS = ("listed", "labelled")
-# How a trait's prompt is sent (prompt_format.py): chat messages the server wraps in
-# the model's chat template, or raw text to the completions endpoint.
-PROMPT_FORMATS = ("chat", "text")
-# Models named local/... are served by the embedded runtime (see local/model.py).
-LOCAL_PREFIX = "local/"
+# The words specs and options accept (names.py: settings check them without this module).
+from pytest_behavior.names import CHOICE_SETS as CHOICE_SETS
+from pytest_behavior.names import LOCAL_PREFIX as LOCAL_PREFIX
+from pytest_behavior.names import PROMPT_FORMATS as PROMPT_FORMATS
+from pytest_behavior.names import SCORING_METHODS as SCORING_METHODS
+from pytest_behavior.names import SCORING_MODES as SCORING_MODES
 
 
 @dataclass(frozen=True)

@@ -86,10 +86,10 @@ def test_models_from_ini_and_env(
 def test_no_model_is_a_clear_collection_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pytest_behavior.local.model
+    import pytest_behavior.local.catalog
 
     # Without the [local] extra there is no default model.
-    monkeypatch.setattr(pytest_behavior.local.model, "local_extra_installed", lambda: False)
+    monkeypatch.setattr(pytest_behavior.local.catalog, "local_extra_installed", lambda: False)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.INTERRUPTED
@@ -208,10 +208,25 @@ def test_no_spec_files_no_cost(pytester: pytest.Pytester) -> None:
         def test_nothing_heavy_loaded():
             assert "litellm" not in sys.modules
             assert "diskcache" not in sys.modules
+            assert "yaml" not in sys.modules
+
+        def test_only_the_settings_loaded():
+            # The run and the value types are made at the first spec file: a session
+            # without specs pays for the options and the settings only (startup cost).
+            ours = {name for name in sys.modules if name.startswith("pytest_behavior")}
+            assert ours <= {
+                "pytest_behavior", "pytest_behavior._moved", "pytest_behavior.plugin",
+                "pytest_behavior.settings", "pytest_behavior.names",
+                "pytest_behavior.hookspecs", "pytest_behavior.shards",
+                "pytest_behavior.shards.partition", "pytest_behavior.session",
+                "pytest_behavior.session.state", "pytest_behavior.session.xdist_hooks",
+                "pytest_behavior.session.notices",  # the header, when a model is set
+                "pytest_behavior.local", "pytest_behavior.local.catalog",
+            }, sorted(ours)
         """
     )
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
-    result.assert_outcomes(passed=1)
+    result.assert_outcomes(passed=2)
     assert not (pytester.path / ".pytest_cache").exists()
     assert not (pytester.path / ".behavior_cache").exists()
 
@@ -221,9 +236,9 @@ def test_no_spec_files_no_cost(pytester: pytest.Pytester) -> None:
 def test_local_model_is_the_default_when_the_extra_is_installed(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pytest_behavior.local.model
+    import pytest_behavior.local.catalog
 
-    monkeypatch.setattr(pytest_behavior.local.model, "local_extra_installed", lambda: True)
+    monkeypatch.setattr(pytest_behavior.local.catalog, "local_extra_installed", lambda: True)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=1))
     result = pytester.runpytest("--co", "-q", "-v")
     result.stdout.fnmatch_lines(
@@ -238,10 +253,10 @@ def test_local_model_is_the_default_when_the_extra_is_installed(
 def test_naming_a_local_model_without_the_extra_is_one_clear_error(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pytest_behavior.local.model
+    import pytest_behavior.local.catalog
 
     monkeypatch.setattr(
-        pytest_behavior.local.model, "_missing_modules", lambda modules: ["llama_cpp"]
+        pytest_behavior.local.catalog, "missing_modules", lambda modules: ["llama_cpp"]
     )
     result = pytester.runpytest("--behavior-model=local/gemma-3-270m")
     assert result.ret == pytest.ExitCode.USAGE_ERROR

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from helpers import needs_local_extra
 
+from pytest_behavior.local import catalog
 from pytest_behavior.local import model as local_model
 from pytest_behavior.local.model import (
     KNOWN_LOCAL_MODELS,
@@ -151,7 +152,7 @@ def fake_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> bytes:
     )
     models = MappingProxyType({**KNOWN_LOCAL_MODELS, FAKE: spec})
     monkeypatch.setattr(local_model, "KNOWN_LOCAL_MODELS", models)
-    monkeypatch.setattr(local_model, "RUNTIME_MODULES", ())
+    monkeypatch.setattr(catalog, "RUNTIME_MODULES", ())
     return content
 
 

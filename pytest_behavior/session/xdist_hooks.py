@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from pytest_behavior.session.run import BehaviorRun
+from pytest_behavior.session.state import existing_run, run_of
 
 # What a worker hands the controller when the plugin stopped its run with pytest.exit.
 WORKER_EXIT = "behavior_exit"
@@ -15,8 +15,11 @@ WORKER_COST = "behavior_cost"
 
 
 class XdistHooks:
-    def __init__(self, run: BehaviorRun) -> None:
-        self.run = run
+    """Registered at configure; the run they report on is made when first needed."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.is_worker = hasattr(config, "workerinput")
         self._worker_exit: dict[str, Any] | None = None
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -32,7 +35,7 @@ class XdistHooks:
         try:
             return (yield)
         except pytest.exit.Exception as stop:
-            if self.run.is_worker:
+            if self.is_worker:
                 session.shouldstop = stop.msg
                 session.config.workeroutput[WORKER_EXIT] = {  # type: ignore[attr-defined]
                     "message": stop.msg,
@@ -50,17 +53,20 @@ class XdistHooks:
             raise pytest.UsageError(*self._worker_exit["lines"]) from None
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if self.run.is_worker:
-            session.config.workeroutput[WORKER_COST] = self.run.cost  # type: ignore[attr-defined]
+        run = existing_run(self.config)
+        if self.is_worker and run is not None:
+            session.config.workeroutput[WORKER_COST] = run.cost  # type: ignore[attr-defined]
 
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
-        self.run.workers_cost += float(getattr(node, "workeroutput", {}).get(WORKER_COST, 0.0))
+        run_of(self.config).workers_cost += float(
+            getattr(node, "workeroutput", {}).get(WORKER_COST, 0.0)
+        )
         stopped = getattr(node, "workeroutput", {}).get(WORKER_EXIT)
         if stopped is not None and self._worker_exit is None:
             self._worker_exit = stopped
 
     def pytest_configure_node(self, node: Any) -> None:
         """Hand workers the controller's throwaway cache under --behavior-no-cache."""
-        shared = self.run.temporary_cache_for_workers()
+        shared = run_of(self.config).temporary_cache_for_workers()
         if shared is not None:
             node.workerinput["behavior_temporary_cache"] = shared
