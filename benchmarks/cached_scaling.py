@@ -15,14 +15,18 @@ without ``-p no:behavior`` (wall and CPU, the median of ``--startup-repeat``).
 
     .venv/bin/python benchmarks/cached_scaling.py
     .venv/bin/python benchmarks/cached_scaling.py --sizes 2000 --repeat 2   # a quick look
+    .venv/bin/python benchmarks/cached_scaling.py --release   # adds the whole release's size
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
+import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -130,6 +134,60 @@ def size_rows(bench: Bench, count: int, repeat: int, server: object) -> list[Row
     return rows
 
 
+# The anthropics/evals release as one suite: the persona, advanced-ai-risk and
+# winogenerated files, 161,055 cases (issue 23).
+RELEASE_CASES = 161_055
+
+
+def measured_run(bench: Bench, command: Sequence[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak resident memory (MB) of one subprocess run."""
+    started = time.perf_counter()
+    child = subprocess.Popen(
+        command, cwd=cwd, env=bench.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert child.stderr is not None
+    errors = child.stderr.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    child.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    if child.returncode not in (0, 1):
+        sys.exit(f"{' '.join(command)} failed ({child.returncode}):\n{errors.decode()}")
+    return elapsed, usage.ru_maxrss / 1024  # kB on Linux
+
+
+def release_rows(bench: Bench, count: int, repeat: int, server: object) -> list[Row]:
+    """The whole release's size under the default scoring: collection, a dry run and the
+    cached rerun against bare pytest, each with its peak memory (linear in the cases?)."""
+    plain = bench.root / f"plain-{count}"
+    plain.mkdir()
+    (plain / "test_plain.py").write_text(PLAIN.replace("{count}", str(count)))
+    suite = filled_suite(bench, f"suite-{count}-auto", count, "auto")
+    server.reset_stats()  # type: ignore[attr-defined]
+    rows: list[Row] = []
+    for label, extra, bare_extra in (
+        ("pytest --co", ("--co",), ("--co",)),
+        ("dry run", ("--behavior-dry-run",), ("--co",)),
+        ("cached rerun, auto", (), ()),
+    ):
+        command = cached_command(bench, suite, "auto", *extra)
+        bare_command = pytest_command(*bare_extra, str(plain))
+        ours = [measured_run(bench, command, suite) for _ in range(repeat)]
+        theirs = [measured_run(bench, bare_command, plain) for _ in range(repeat)]
+        wall, bare = median([o[0] for o in ours]), median([t[0] for t in theirs])
+        memory = max(o[1] for o in ours)
+        rows.append(
+            (
+                f"{count} cases, {label} (peak {memory:.0f} MB)",
+                f"{wall:.2f} s",
+                f"{bare:.2f} s",
+                f"{wall / bare:.2f}",
+                f"{1e6 * (wall - bare) / count:.0f} us",
+                f"{server.request_count} requests",  # type: ignore[attr-defined]
+            )
+        )
+    return rows
+
+
 def startup_row(bench: Bench, repeat: int) -> Row:
     """``pytest --co`` on a project without specs, with and without the plugin: wall and CPU."""
     empty = bench.root / "empty"
@@ -164,6 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2000, 20000])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--startup-repeat", type=int, default=20)
+    parser.add_argument(
+        "--release",
+        action="store_true",
+        help=f"also {RELEASE_CASES:,} cases (the whole release): --co, dry run, cached rerun",
+    )
     options = parser.parse_args(argv)
 
     from pytest_behavior.testing import ModelServer
@@ -177,6 +240,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for count in options.sizes:
             print(f"{count} cases ...", flush=True)
             rows.extend(size_rows(bench, count, options.repeat, server))
+        if options.release:
+            print(f"{RELEASE_CASES} cases ...", flush=True)
+            rows.extend(release_rows(bench, RELEASE_CASES, 1, server))
     header = ("measurement", "plugin", "bare pytest", "ratio", "per case", "sent")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:

@@ -24,6 +24,7 @@ machine; the ratios come from the same run.
     .venv/bin/python benchmarks/local_speed.py --items 40
     .venv/bin/python benchmarks/local_speed.py --items 40 \
         --source advanced-ai-risk/human_generated_evals/survival-instinct.jsonl
+    .venv/bin/python benchmarks/local_speed.py --readme   # README's first command
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -53,9 +55,7 @@ DATA = Path("/work/shared/data/anthropic-evals")
 Scores = list[tuple[float, ...]]
 
 
-def items(source: Path, count: int, prompt: str) -> list[tuple[int, str, tuple[str, ...]]]:
-    """(index, prompt, continuations) of the cases the spec samples, as the plugin builds them."""
-    return [(index, r.prompt, r.continuations) for index, r in indexed(source, count, prompt)]
+README_SUITES = REPO / "example_suites"
 
 
 def requests(source: Path, count: int, prompt: str) -> list[ModelRequest]:
@@ -64,21 +64,33 @@ def requests(source: Path, count: int, prompt: str) -> list[ModelRequest]:
 
 def indexed(source: Path, count: int, prompt: str) -> list[tuple[int, ModelRequest]]:
     """The plugin's exact request for each case the spec samples, with the case's index."""
-    from pytest_behavior.fetch.exact import EXACT_PARAMS
-    from pytest_behavior.spec.loading import load_spec_file
-    from pytest_behavior.spec.prompting import build_request, resolve_template
-
     with tempfile.TemporaryDirectory() as scratch:
         spec = Path(scratch) / "behavior_speed.yaml"
         spec.write_text(spec_text(source, count, prompt), encoding="utf-8")
-        [trait] = load_spec_file(spec).traits
-    template = resolve_template(trait, None)
+        return spec_requests(spec)
+
+
+def spec_requests(spec: Path) -> list[tuple[int, ModelRequest]]:
+    """The plugin's exact request for every case of every trait in ``spec`` (a trait
+    without a prompt of its own takes the local model's default framing, as in a run)."""
+    from pytest_behavior.fetch.exact import EXACT_PARAMS
+    from pytest_behavior.local.model import default_prompt_template
+    from pytest_behavior.spec.loading import load_spec_file
+    from pytest_behavior.spec.prompting import build_request, resolve_template
+
     built = []
-    for case in trait.cases:
-        request = build_request(
-            case, template=template, model=MODEL, api_base=None, params=EXACT_PARAMS, method="exact"
-        )
-        built.append((case.index, request))
+    for trait in load_spec_file(spec).traits:
+        template = resolve_template(trait, default_prompt_template(MODEL))
+        for case in trait.cases:
+            request = build_request(
+                case,
+                template=template,
+                model=MODEL,
+                api_base=None,
+                params=EXACT_PARAMS,
+                method="exact",
+            )
+            built.append((case.index, request))
     return built
 
 
@@ -199,12 +211,12 @@ def timed(label: str, work: Callable[[], Scores], count: int) -> tuple[float, Sc
 
 
 def plugin_run(
-    source: Path, count: int, prompt: str, scratch: Path, tree: Path
+    write_suite: Callable[[Path], None], built: list[ModelRequest], scratch: Path, tree: Path
 ) -> tuple[float, float, Scores]:
     """Per item: the prefetch and the whole run (wall), and the log-probabilities cached."""
+    count = len(built)
     suite = scratch / f"suite-{time.monotonic_ns()}"
-    suite.mkdir()
-    (suite / "behavior_speed.yaml").write_text(spec_text(source, count, prompt), encoding="utf-8")
+    write_suite(suite)
     probe_dir = scratch / "probe"
     probe_dir.mkdir(exist_ok=True)
     (probe_dir / "behavior_bench_probe.py").write_text(PROBE, encoding="utf-8")
@@ -224,10 +236,10 @@ def plugin_run(
     if done.returncode not in (0, 1):
         sys.exit(f"the plugin run failed ({done.returncode}):\n{done.stdout}{done.stderr}")
     prefetch = json.loads(out.read_text())["prefetch"]
-    return prefetch / count, wall / count, plugin_scores(suite / "cache", source, count, prompt)
+    return prefetch / count, wall / count, plugin_scores(suite / "cache", built)
 
 
-def plugin_scores(cache_dir: Path, source: Path, count: int, prompt: str) -> Scores:
+def plugin_scores(cache_dir: Path, built: list[ModelRequest]) -> Scores:
     """The log-probabilities the plugin cached, unrounded (the report rounds to 6 places)."""
     from pytest_behavior.cache.disk import ResponseCache
     from pytest_behavior.cache.keys import request_key
@@ -235,7 +247,7 @@ def plugin_scores(cache_dir: Path, source: Path, count: int, prompt: str) -> Sco
     cache = ResponseCache(cache_dir, mode="readonly")
     try:
         scores = []
-        for request in requests(source, count, prompt):
+        for request in built:
             answer = cache.get(request_key(request))
             assert answer is not None and answer.choice_logprobs is not None
             scores.append(tuple(entry.logprob for entry in answer.choice_logprobs))
@@ -292,6 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--prompt", default="{question}", help="the trait's prompt template")
     parser.add_argument("--no-plugin", action="store_true", help="in-process schemes only")
     parser.add_argument(
+        "--readme",
+        action="store_true",
+        help="the README's first command instead: example_suites/ as shipped, default settings",
+    )
+    parser.add_argument(
         "--tree", type=Path, default=REPO, help="the checkout whose plugin runs (before/after)"
     )
     args = parser.parse_args(argv)
@@ -302,15 +319,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = DATA / args.source
     weights = ensure_weights(MODEL, default_weights_dir())
     threads = parse_args(["--model", str(weights)]).threads  # the server's default
-    built = items(source, args.items, args.prompt)
+    if args.readme:
+        sent = [request for _, request in spec_requests(README_SUITES / "behavior_safety.yaml")]
+
+        def write_suite(suite: Path) -> None:
+            shutil.copytree(README_SUITES, suite)
+
+    else:
+        sent = requests(source, args.items, args.prompt)
+
+        def write_suite(suite: Path) -> None:
+            suite.mkdir()
+            text = spec_text(source, args.items, args.prompt)
+            (suite / "behavior_speed.yaml").write_text(text, encoding="utf-8")
+
+    built = [(index, r.prompt, r.continuations) for index, r in enumerate(sent)]
     count = len(built)
     rows, notes, tokens, limit, reuse, naive_scores = in_process(weights, threads, built)
     plugin = None
     if not args.no_plugin:
         with tempfile.TemporaryDirectory(prefix="local-speed-") as scratch:
-            plugin, wall, cached = plugin_run(
-                source, count, args.prompt, Path(scratch), args.tree.resolve()
-            )
+            plugin, wall, cached = plugin_run(write_suite, sent, Path(scratch), args.tree.resolve())
         rows += [("plugin, prefetch", plugin), ("plugin, whole pytest run", wall)]
         notes.append(compare("plugin", cached, naive_scores))
     print(f"\n{count} items, {threads} thread(s), {tokens / count:.1f} tokens per item")
