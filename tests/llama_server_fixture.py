@@ -181,9 +181,7 @@ class CountingProxy:
                 )
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
                 try:
-                    connection.request(
-                        self.command, self.path, body=body or None, headers=headers
-                    )
+                    connection.request(self.command, self.path, body=body or None, headers=headers)
                     answer = connection.getresponse()
                     data = answer.read()
                 finally:
