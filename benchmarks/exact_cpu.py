@@ -19,6 +19,13 @@ as ``litellm.aclient_session``), measured in the same run.
     .venv/bin/python benchmarks/exact_cpu.py --cases 300 --repeat 1   # a quick look
     .venv/bin/python benchmarks/exact_cpu.py --dialect vllm
     .venv/bin/python benchmarks/exact_cpu.py --profile exact         # where the CPU goes
+    .venv/bin/python benchmarks/exact_cpu.py --pytest --before ../main  # whole pytest runs
+
+``--pytest`` measures whole plugin runs instead: a fresh pytest subprocess per method
+and round on a new suite (``--behavior-scoring=topk`` or ``exact``), its CPU seconds
+(user + system) less those of a 20-case run of the same method, per extra case; with
+``--before DIR`` also the same runs with the plugin imported from another checkout
+(``PYTHONPATH=DIR``), e.g. the code before a change.
 """
 
 from __future__ import annotations
@@ -26,9 +33,13 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
+import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -145,13 +156,105 @@ def send_all(
     return spent / (len(jobs) - concurrency), [answers[str(i)] for i in range(len(jobs))]
 
 
+def profile_requests(
+    requests: Sequence[ModelRequest], endpoint: Endpoint, concurrency: int
+) -> None:
+    """cProfile the requests on an event loop in this thread (cProfile sees one thread;
+    the ModelClient sends from its own), then print the costliest calls."""
+    import asyncio
+
+    async def send_everything() -> None:
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(request: ModelRequest) -> Answer:
+            async with gate:
+                return await litellm_complete(request, endpoint, 120.0)
+
+        await asyncio.gather(*(one(request) for request in requests[:concurrency]))
+        profile.enable()
+        await asyncio.gather(*(one(request) for request in requests[concurrency:]))
+        profile.disable()
+        shared = import_litellm().aclient_session
+        if shared is not None:
+            await shared.aclose()
+
+    profile = cProfile.Profile()
+    asyncio.run(send_everything())
+    pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+
+
+def child_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def pytest_cpu(api_base: str, folder: Path, method: str, count: int, path: str | None) -> float:
+    """CPU seconds of one whole plugin run of ``count`` new cases scored by ``method``."""
+    suite = folder / f"{method}-{count}-{time.monotonic_ns()}"
+    suite.mkdir()
+    harness.write_cases(suite / "cases.jsonl", count, salt=f"/{suite.name}")
+    (suite / "behavior_bench.yaml").write_text(harness.SPEC)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if path is not None:
+        env["PYTHONPATH"] = path
+    command = harness.pytest_command(
+        f"--behavior-model={harness.MODEL}",
+        f"--behavior-api-base={api_base}",
+        f"--behavior-cache-dir={suite}-cache",
+        f"--behavior-scoring={method}",
+        str(suite),
+    )
+    before = child_cpu()
+    done = subprocess.run(command, cwd=suite, capture_output=True, text=True, env=env)
+    if done.returncode not in (0, 1):
+        sys.exit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return child_cpu() - before
+
+
+def pytest_rows(
+    api_base: str, cases: int, repeat: int, before: str | None
+) -> list[tuple[str, ...]]:
+    """Whole plugin runs: CPU per case beyond a 20-case run's, per method and checkout."""
+    small = 20
+    checkouts = {"": None} if before is None else {"": None, ", before": before}
+    measured: dict[tuple[str, str], list[float]] = {
+        (method, name): [] for name in checkouts for method in ("topk", "exact")
+    }
+    with tempfile.TemporaryDirectory(prefix="pb-exact-cpu-") as scratch:
+        folder = Path(scratch)
+        pytest_cpu(api_base, folder, "topk", small, None)  # bytecode caches, as after install
+        for round_number in range(repeat):
+            for (method, name), values in measured.items():
+                whole = pytest_cpu(api_base, folder, method, cases, checkouts[name])
+                base = pytest_cpu(api_base, folder, method, small, checkouts[name])
+                values.append((whole - base) / (cases - small))
+                print(f"  round {round_number + 1}, pytest {method}{name}: {whole:.1f} s CPU")
+    rows = []
+    for (method, name), values in measured.items():
+        value = statistics.median(values)
+        reference = statistics.median(measured["topk", name])  # the same checkout's top-k
+        rows.append(
+            (
+                f"pytest, {method}{name}",
+                f"{1000 * value:.2f}",
+                f"{value / reference:.2f}",
+                " ".join(f"{1000 * v:.2f}" for v in values),
+            )
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dialect", choices=sorted(MODELS), default="compatible")
-    parser.add_argument("--profile", choices=METHODS, help="cProfile one round of this method")
+    parser.add_argument(
+        "--profile", choices=METHODS, help="cProfile --cases requests of this method"
+    )
+    parser.add_argument("--pytest", action="store_true", help="whole plugin runs instead")
+    parser.add_argument("--before", help="with --pytest: also run the plugin from this checkout")
     options = parser.parse_args(argv)
     print(f"machine: {harness.machine()}", flush=True)
     import_litellm()
@@ -159,6 +262,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     measured: dict[str, list[float]] = {method: [] for method in METHODS}
     with fetch_processes.model_server(0.0, "--dialect", options.dialect) as (api_base, _):
         endpoint = Endpoint(litellm_model=model, api_base=api_base)
+        if options.pytest:
+            table = pytest_rows(api_base, options.cases, options.repeat, options.before)
+            print(f"\n{options.cases} cases per whole run, median of {options.repeat} rounds")
+            print(tabulate(table, headers=["run", "CPU ms / case", "vs topk", "rounds"]))
+            return 0
         setups: dict[str, Callable[[], None]] = {
             "topk": lambda: None,
             "exact": lambda: None,
@@ -166,11 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if options.profile:
             requests = requests_for(options.profile, model, api_base, options.cases, "p")
-            profile = cProfile.Profile()
-            profile.enable()
-            send_all(requests, endpoint, options.concurrency, setups[options.profile])
-            profile.disable()
-            pstats.Stats(profile).sort_stats("cumulative").print_stats(40)
+            setups[options.profile]()
+            profile_requests(requests, endpoint, options.concurrency)
             return 0
         agree: list[bool] = []
         for round_number in range(options.repeat):
