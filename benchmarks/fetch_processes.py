@@ -55,8 +55,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def model_server(latency: float) -> Iterator[tuple[str, int]]:
-    """The loopback server in its own process: (api_base, pid)."""
+def model_server(latency: float, *arguments: str) -> Iterator[tuple[str, int]]:
+    """The loopback server in its own process, given ``arguments`` too: (api_base, pid)."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -67,6 +67,7 @@ def model_server(latency: float) -> Iterator[tuple[str, int]]:
             str(port),
             "--latency",
             str(latency),
+            *arguments,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -103,12 +103,22 @@ def share_http_client(litellm: Any) -> None:
     """Give litellm one HTTP client for the session (closed with it, see client.py).
 
     Without one, litellm's text-completion path builds a new client, and a new
-    connection, for every request and never closes them.
+    connection, for every request and never closes them. The one it gets is the
+    client litellm builds for its chat requests (its aiohttp transport, unless the
+    user turned that off, with their proxy and SSL settings): a plain httpx client
+    cost a third more CPU per exact request, most of it httpx's connection pool
+    walking its connections (benchmarks/exact_cpu.py).
     """
     if litellm.aclient_session is None:
-        import httpx
+        # litellm's own factory for OpenAI-compatible providers: it only builds a new
+        # client while no session client is set, as here.
+        from litellm.llms.openai.common_utils import BaseOpenAILLM
 
-        client = httpx.AsyncClient(follow_redirects=True, timeout=None)
+        client = BaseOpenAILLM.get_async_http_client()
+        if client is None:  # not in this litellm; a plain client still shares connections
+            import httpx
+
+            client = httpx.AsyncClient(follow_redirects=True, timeout=None)
         setattr(client, OWNED_MARK, True)
         litellm.aclient_session = client
 
