@@ -1,4 +1,4 @@
-"""Exact requests cost about the CPU of a top-k chat request, through litellm's real path.
+"""Exact requests share litellm's own HTTP client, through litellm's real path.
 
 The loopback server runs in a process of its own, so this process's CPU time is the
 plugin's and litellm's alone. Exact scoring goes through litellm's text-completion
@@ -6,12 +6,12 @@ path, which builds a new OpenAI client per request on the session's shared HTTP
 client (exact.share_http_client); that client must be the one litellm builds for its
 own chat requests (its aiohttp transport), not a plain httpx client, whose
 connection pool cost exact requests 1.7-2.1x a chat request's CPU (1.2-1.35x now;
-benchmarks/exact_cpu.py prints the table).
+benchmarks/exact_cpu.py prints the table; the ratio is measured there, not asserted
+here: a CPU ratio is a throughput figure, and tests wait on events, not on speed).
 """
 
 from __future__ import annotations
 
-import statistics
 import subprocess
 import sys
 import time
@@ -27,8 +27,6 @@ from pytest_behavior.values import Answer, Case, ModelRequest
 
 MODEL = "openai/cpu-model"
 CONCURRENCY = 16
-# Before the shared client was litellm's own, no round measured under 1.63.
-MOST_CPU_VS_TOPK = 1.55
 
 
 @pytest.fixture(scope="module")
@@ -104,17 +102,6 @@ def send(
     answers = [results[str(index)] for index in range(len(jobs))]
     assert all(isinstance(answer, Answer) for answer in answers), answers[:3]
     return spent / (len(jobs) - CONCURRENCY), answers  # type: ignore[return-value]
-
-
-def test_an_exact_case_costs_about_the_cpu_of_a_topk_chat_case(api_base: str) -> None:
-    import_litellm()
-    ratios = []
-    for round_number in range(3):  # alternating, so other load hits both
-        topk, _ = send(requests("topk", api_base, 200, f"t{round_number}-"), api_base)
-        exact, answers = send(requests("exact", api_base, 200, f"e{round_number}-"), api_base)
-        assert all(answer.choice_logprobs for answer in answers)
-        ratios.append(exact / topk)
-    assert statistics.median(ratios) <= MOST_CPU_VS_TOPK, ratios
 
 
 def test_exact_requests_share_litellms_own_http_client_and_close_it(api_base: str) -> None:
