@@ -16,7 +16,7 @@ import pytest
 from helpers import answer_yes_for, yes_no_suite
 
 from pytest_behavior import CaseData, CaseOutcome, NotRunData, TraitResult, VerdictData, item_data
-from pytest_behavior.session.item_data import REPORT_ATTRIBUTE, from_wire
+from pytest_behavior.session.item_data import REPORT_ATTRIBUTE, ItemDataReader, from_wire
 from pytest_behavior.testing import Fault, ModelServer
 
 
@@ -86,6 +86,18 @@ def test_item_data_is_none_for_other_reports_and_refuses_an_unknown_kind() -> No
     assert item_data(Report("call")) is None
     with pytest.raises(ValueError, match="kind 'case-ish'"):
         from_wire({**wire, "kind": "case-ish"})
+
+
+def test_the_runs_reader_decodes_a_report_once_and_leaves_it_builtins() -> None:
+    reader = ItemDataReader()
+    report = Report("call", **{REPORT_ATTRIBUTE: VerdictData(verdict()).to_wire()})
+    before = dict(report.__dict__)
+    first = reader(report)
+    assert isinstance(first, VerdictData)
+    assert reader(report) is first  # the terminal's second look (-rA) decodes nothing
+    # Nothing is hung on the report: a worker's report still crosses to the controller.
+    assert report.__dict__ == before
+    execnet.dumps(report.__dict__)
 
 
 def test_not_run_is_a_state_of_the_outcome_not_its_text() -> None:

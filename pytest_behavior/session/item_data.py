@@ -6,11 +6,13 @@ item whose model was stopped (or whose answer a readonly cache lacks) its
 :class:`NotRunData`. pytest-xdist sends reports from workers to the controller as
 builtins only, so the report carries ``to_wire()`` of it (run.py's
 ``pytest_runtest_makereport``, with and without xdist alike), and every reader of a
-report (run.py, sharding.py) decodes it with :func:`item_data`, then tests the type.
+report (run.py, sharding.py) decodes it with :func:`item_data` (through the run's one
+:class:`ItemDataReader`, so each report is decoded once), then tests the type.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -138,3 +140,22 @@ def item_data(report: object) -> ItemData | None:
         return None
     wire = getattr(report, REPORT_ATTRIBUTE, None)
     return None if wire is None else from_wire(wire)
+
+
+class ItemDataReader:
+    """:func:`item_data` decoding each report once: the run's report hooks and a shard's
+    read every report, and the terminal asks a report's status more than once (``-rA``);
+    a verdict's data holds all its cases."""
+
+    def __init__(self) -> None:
+        # Weak: a report's data goes with the report (kept by pytest's terminal until
+        # the session's end), never held longer.
+        self._decoded: weakref.WeakKeyDictionary[object, ItemData] = weakref.WeakKeyDictionary()
+
+    def __call__(self, report: object) -> ItemData | None:
+        data = self._decoded.get(report)
+        if data is None:
+            data = item_data(report)
+            if data is not None:
+                self._decoded[report] = data
+        return data

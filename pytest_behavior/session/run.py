@@ -25,10 +25,10 @@ from pytest_behavior.errors import FailureKind, RequestFailed
 from pytest_behavior.session.item_data import (
     REPORT_ATTRIBUTE,
     CaseData,
+    ItemDataReader,
     NotRunData,
     NotRunTrait,
     VerdictData,
-    item_data,
 )
 from pytest_behavior.session.models import ModelResolver
 from pytest_behavior.session.state import CasesNotRun
@@ -109,6 +109,8 @@ class BehaviorRun:
         self.notices: list[list[str]] = []
         # The traits whose verdict was not run, for the reports.
         self.not_run_traits: list[NotRunTrait] = []
+        # What each behavior item's report carries (a shard's hooks read it here too).
+        self.report_data = ItemDataReader()
         # Adaptive traits' looks, by (spec, trait, model): the prefetch's, or replayed.
         self._adaptive: dict[tuple[str, str, str], AdaptiveTrait] = {}
         # Under xdist, on the controller: what the workers paid (from workeroutput).
@@ -740,7 +742,7 @@ class BehaviorRun:
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = item_data(report)
+        data = self.report_data(report)
         if isinstance(data, VerdictData):
             self.results.append(data.result)
             self.notices.extend([notice, subject] for notice, subject in data.notices)
@@ -757,7 +759,7 @@ class BehaviorRun:
     def pytest_report_teststatus(
         self, report: pytest.TestReport, config: pytest.Config
     ) -> tuple[str, str, str] | None:
-        data = item_data(report)
+        data = self.report_data(report)
         if isinstance(data, NotRunData):
             return "skipped", "n", "NOT RUN"
         if data is None or not report.passed:

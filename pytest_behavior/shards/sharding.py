@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_behavior.cache.keys import request_key
-from pytest_behavior.session.item_data import CaseData, NotRunData, item_data
+from pytest_behavior.session.item_data import CaseData, NotRunData
 from pytest_behavior.shards.file import (
     ShardFile,
     ShardVerdict,
@@ -171,7 +171,7 @@ class ShardRun:
     # -- results: the case reports ----------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = item_data(report)
+        data = self.run.report_data(report)
         if isinstance(data, CaseData):
             self.outcomes[report.nodeid] = data.outcome.to_dict()
         elif isinstance(data, NotRunData):
