@@ -40,8 +40,8 @@ class CaseData:
 
 @dataclass(frozen=True)
 class VerdictData:
-    """A verdict item that ran: its trait's result, and (notice, trait) pairs for what was
-    asked for and not applied (session/notices.py)."""
+    """A verdict item that ran: its trait's result, and the (notice, trait) pairs of what
+    was asked for and not applied."""
 
     result: TraitResult
     notices: tuple[tuple[str, str], ...] = ()
