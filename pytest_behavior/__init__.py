@@ -44,12 +44,18 @@ _EXPORTS: dict[str, str] = {
     "case_outcome": "pytest_behavior.verdicts.results",
     "trait_result": "pytest_behavior.verdicts.results",
     "explain_verdict": "pytest_behavior.verdicts.results",
+    # What each behavior item's test report carries (for a conftest's report hooks).
+    "item_data": "pytest_behavior.session.item_data",
+    "CaseData": "pytest_behavior.session.item_data",
+    "VerdictData": "pytest_behavior.session.item_data",
+    "NotRunData": "pytest_behavior.session.item_data",
     # Reading cases, and where a model is served (hooks build and return these).
     "case_from_mapping": "pytest_behavior.spec.sources",
     "Endpoint": "pytest_behavior.fetch.client",
     # Exceptions.
     "SpecError": "pytest_behavior.errors",
     "RequestFailed": "pytest_behavior.errors",
+    "FailureKind": "pytest_behavior.errors",
     "ExactScoringUnsupported": "pytest_behavior.fetch.exact",
     # The loopback OpenAI-compatible test server (pytest_behavior.testing).
     "ModelServer": "pytest_behavior.testing",
@@ -69,16 +75,19 @@ _EXPORTS: dict[str, str] = {
 __all__ = [
     "Answer",
     "Case",
+    "CaseData",
     "CaseOutcome",
     "ChatRequest",
     "ChoiceLogprob",
     "Comparison",
     "Endpoint",
     "ExactScoringUnsupported",
+    "FailureKind",
     "Fault",
     "Flip",
     "ModelRequest",
     "ModelServer",
+    "NotRunData",
     "Reply",
     "RequestFailed",
     "Responder",
@@ -88,6 +97,7 @@ __all__ = [
     "Threshold",
     "Trait",
     "TraitResult",
+    "VerdictData",
     "__version__",
     "answer_always",
     "answer_by_rules",
@@ -95,6 +105,7 @@ __all__ = [
     "case_outcome",
     "deterministic_choice",
     "explain_verdict",
+    "item_data",
     "labelled_choices",
     "route",
     "scripted_probabilities",
@@ -102,10 +113,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from pytest_behavior.errors import RequestFailed, SpecError
+    from pytest_behavior.errors import FailureKind, RequestFailed, SpecError
     from pytest_behavior.fetch.client import Endpoint
     from pytest_behavior.fetch.exact import ExactScoringUnsupported
     from pytest_behavior.outcomes import CaseOutcome, Comparison, Flip, TraitResult
+    from pytest_behavior.session.item_data import CaseData, NotRunData, VerdictData, item_data
     from pytest_behavior.spec.sources import case_from_mapping
     from pytest_behavior.testing import (
         ChatRequest,

@@ -150,6 +150,8 @@ _API_SECTIONS = {
     "pytest_behavior.values": "Value types: what a spec becomes, what is asked, what comes back",
     "pytest_behavior.outcomes": "Result types: what the JSON report, baselines and history hold",
     "pytest_behavior.verdicts.results": "From answers to a verdict, as a run computes it",
+    "pytest_behavior.session.item_data": "What a behavior item's test report carries "
+    "(for a pytest_runtest_logreport hook)",
     "pytest_behavior.spec.sources": "Reading cases (for a pytest_behavior_load_spec hook)",
     "pytest_behavior.fetch.client": "Where a model is served (for a pytest_behavior_endpoint hook)",
     "pytest_behavior.errors": "Exceptions",

@@ -94,8 +94,15 @@ class FailureKind(enum.Enum):
     LOGPROB_REFUSED = "logprob refused"  # the endpoint takes no logprobs/top_logprobs
 
 
-# The reason of a case that was not run starts with this (the reports print it so).
+# How a not-run failure's text opens, where it is listed among other failures (a shard
+# file, a generation note). Only text is composed with it: whether a case was run is
+# its kind (FailureKind.NOT_RUN) or its outcome's ``not_run``, never this prefix.
 NOT_RUN_PREFIX = "not run: "
+
+
+def not_run_text(why: str) -> str:
+    """How a case that was not asked reads among failures: ``not run: <why>``."""
+    return NOT_RUN_PREFIX + why
 
 
 class RequestFailed(Exception):
@@ -110,7 +117,16 @@ class RequestFailed(Exception):
     @classmethod
     def not_run(cls, why: str) -> RequestFailed:
         """A case not asked: ``why`` its model was stopped (or the cache did not hold it)."""
-        return cls(NOT_RUN_PREFIX + why, FailureKind.NOT_RUN)
+        return cls(not_run_text(why), FailureKind.NOT_RUN)
+
+    @property
+    def why(self) -> str:
+        """The reason alone: a not-run failure's without the "not run: " its text opens
+        with (its kind says so; the skip and the "not run" summary say "not run" in
+        their own words), any other failure's as it is."""
+        if self.kind is FailureKind.NOT_RUN:
+            return self.reason.removeprefix(NOT_RUN_PREFIX)
+        return self.reason
 
     def __reduce__(self) -> tuple[type[RequestFailed], tuple[str, FailureKind]]:
         # The kind crosses to fetch processes and back (Exception pickles only args).

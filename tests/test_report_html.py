@@ -175,7 +175,8 @@ def test_every_case_column_is_there_and_missing_values_read_as_a_dash() -> None:
             matched=None,
             path=None,
             probabilities=None,
-            error="not run: stopped",
+            error="stopped",
+            not_run=True,
         ),
         case(4, question=PERSONA, probabilities=None, logprobs={" Yes": -0.1, " No": -2.4}),
     )
@@ -210,7 +211,9 @@ def test_every_case_column_is_there_and_missing_values_read_as_a_dash() -> None:
 
 def test_case_statuses_and_probability_lines() -> None:
     assert case_status(case(0, matched=False)) == "no"
-    assert case_status(case(0, error="not run: the model was stopped")) == "not-run"
+    assert case_status(case(0, error="the model was stopped", not_run=True)) == "not-run"
+    # Whether a case was run is its state, not its text: a provider's error may say anything.
+    assert case_status(case(0, error="not run: the moderation service refused")) == "error"
     many = {f" ({letter})": 0.1 for letter in "ABCDEF"}
     text = probability_text(case(0, probabilities=many, topk_bound=True, labelled_mass=0.4))
     assert text.splitlines()[4:] == ["+2 more", "(unlisted: bounded)", "labelled mass 0.40"]

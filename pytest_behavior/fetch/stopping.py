@@ -12,9 +12,10 @@ the error says every other request would fail the same way:
 - the whole fetch reaching ``--behavior-max-duration`` (every model stops).
 
 What is in flight for a stopped model is cancelled; every case it did not answer
-becomes "not run" (its failure reason starts with :data:`NOT_RUN`, which also
-crosses xdist workers through the claims), the items skip with that reason, and
-the session fails with one message per model (see finish.py).
+becomes "not run" (its failure's kind is ``FailureKind.NOT_RUN``, which also crosses
+xdist workers through the claims; its outcome's ``not_run`` is set), the items skip
+with the stop's reason, and the session fails with one message per model (see
+finish.py).
 """
 
 from __future__ import annotations
@@ -23,15 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pytest_behavior.errors import NOT_RUN_PREFIX
-
 if TYPE_CHECKING:
     # Only annotations: asyncio's import is a third of the plugin's startup without specs.
     import asyncio
 
-# A not-run case's reason starts with this; a report's error string is read by it
-# (a live failure says so by its kind, FailureKind.NOT_RUN).
-NOT_RUN = NOT_RUN_PREFIX
 BAD_REQUESTS_TO_STOP = 3
 _ACCOUNT_STATUSES = frozenset({401, 403})
 _ACCOUNT_NAMES = frozenset({"AuthenticationError", "PermissionDeniedError"})
@@ -46,11 +42,6 @@ _STALL_NAMES = frozenset(
         "ServiceUnavailableError",
     }
 )
-
-
-def is_not_run(reason: str | None) -> bool:
-    """Whether a case outcome's error (text, as the reports keep it) says it was not run."""
-    return reason is not None and reason.startswith(NOT_RUN)
 
 
 def refused_reason(where: str) -> str:

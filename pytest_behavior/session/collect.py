@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_behavior.errors import RequestFailed, SpecError
-from pytest_behavior.fetch.stopping import NOT_RUN, is_not_run
 from pytest_behavior.outcomes import TraitResult
+from pytest_behavior.session.item_data import CaseData, ItemData, NotRunData, VerdictData
 from pytest_behavior.values import Case, Trait
 from pytest_behavior.verdicts.integrity import with_min_scored
 from pytest_behavior.verdicts.results import failure_lines, is_failing
@@ -202,8 +202,8 @@ class BehaviorItem(pytest.Item):
         super().__init__(**kwargs)
         self.trait = trait
         self.model = model
-        # Plain builtins handed to the report (see BehaviorRun.pytest_runtest_makereport).
-        self.behavior_data: dict[str, Any] | None = None
+        # Handed to the report (as builtins: see BehaviorRun.pytest_runtest_makereport).
+        self.behavior_data: ItemData | None = None
 
     @property
     def group(self) -> GroupKey:
@@ -217,17 +217,15 @@ class BehaviorItem(pytest.Item):
         return run_of(self.config)
 
     def _not_run(self, reason: str) -> None:
-        """Skip: this item's model was stopped (or its answer is not cached); the session
-        fails once for all such items (see finish.not_run_lines)."""
-        self.behavior_data = {
-            "kind": "not_run",
-            "model": self.model,
-            "reason": reason,
-            # A verdict item names its trait: the reports list the traits not run.
-            "trait": self.trait.name if isinstance(self, BehaviorVerdictItem) else None,
-            "spec": self.trait.spec_path,
-        }
-        pytest.skip(reason.removeprefix(NOT_RUN))
+        """Skip: this item's model was stopped (or its answer is not cached), ``reason``
+        says so; the session fails once for all such items (see finish.not_run_lines)."""
+        self.behavior_data = NotRunData(
+            model=self.model,
+            reason=reason,
+            spec=self.trait.spec_path,
+            trait=self.trait.name if isinstance(self, BehaviorVerdictItem) else None,
+        )
+        pytest.skip(reason)
 
 
 class BehaviorCaseItem(BehaviorItem):
@@ -237,10 +235,10 @@ class BehaviorCaseItem(BehaviorItem):
 
     def runtest(self) -> None:
         outcome = self._run().case_outcome(self.trait, self.case, self.model)
-        if outcome.error is not None and is_not_run(outcome.error):
+        if outcome.not_run:
+            assert outcome.error is not None  # a case not run says why (CaseOutcome)
             self._not_run(outcome.error)
-        # Builtins: the report crosses to the xdist controller.
-        self.behavior_data = {"kind": "case", **outcome.to_dict()}
+        self.behavior_data = CaseData(outcome)
         if outcome.error is not None:
             raise RequestFailed(outcome.error)
 
@@ -277,7 +275,9 @@ class BehaviorVerdictItem(BehaviorItem):
             run.models.scoring_method(self.trait, self.model),
             samples_option=run.settings.samples,
         )
-        self.behavior_data = {"kind": "verdict", "result": result.to_dict(), "notices": notices}
+        self.behavior_data = VerdictData(
+            result, tuple((notice, subject) for notice, subject in notices)
+        )
         for key in ("rate", "ci_low", "ci_high", "n", "matches", "unparseable", "verdict"):
             self.user_properties.append((f"behavior_{key}", getattr(result, key)))
         self.user_properties.append(("behavior_threshold", self.trait.threshold.describe()))

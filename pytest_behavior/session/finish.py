@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from pytest_behavior.report.document import (
     write_json,
 )
 from pytest_behavior.report.history import default_run_label, git_commit
+from pytest_behavior.session.item_data import NotRunTrait
 from pytest_behavior.settings import BehaviorSettings
 from pytest_behavior.verdicts.baseline import (
     BASELINE_KIND,
@@ -48,8 +49,8 @@ class SessionOutcome:
         self.written: list[str] = []
         # Files asked for that could not be written: "what PATH: why" (the run fails).
         self.unwritten: list[str] = []
-        # Traits whose verdict was not run: spec, trait, model, reason.
-        self.not_run: list[dict[str, str]] = []
+        # Traits whose verdict was not run.
+        self.not_run: list[NotRunTrait] = []
 
     @property
     def gate_failed(self) -> bool:
@@ -62,7 +63,7 @@ def conclude(
     config: pytest.Config,
     *,
     cost: float = 0.0,
-    not_run: list[dict[str, str]] | None = None,
+    not_run: Sequence[NotRunTrait] = (),
 ) -> SessionOutcome:
     """Compare, then write every requested file; called once, on the controller."""
     return conclude_run(
@@ -83,7 +84,7 @@ def conclude_run(
     cost: float = 0.0,
     labels: tuple[str | None, str | None] | None = None,
     on_report: Callable[[dict[str, Any]], object] | None = None,
-    not_run: list[dict[str, str]] | None = None,
+    not_run: Sequence[NotRunTrait] = (),
 ) -> SessionOutcome:
     """:func:`conclude` without a pytest session, as merging shards concludes too.
 
@@ -91,9 +92,7 @@ def conclude_run(
     else they are read from ``root``.
     """
     outcome = SessionOutcome(results)
-    outcome.not_run = sorted(
-        not_run or [], key=lambda row: (row["spec"], row["trait"], row["model"])
-    )
+    outcome.not_run = sorted(not_run, key=lambda row: (row.spec, row.trait, row.model))
     baseline_path = None
     if settings.baseline is not None:
         baseline = load_baseline(settings.baseline)
@@ -126,7 +125,7 @@ def conclude_run(
         report["missing_from_run"] = list(outcome.missing_from_run)
     if outcome.not_run:
         # Traits with no verdict: their model was stopped (or readonly had no answers).
-        report["not_run"] = [dict(row) for row in outcome.not_run]
+        report["not_run"] = [row.to_dict() for row in outcome.not_run]
     if labels is None:
         labels = (settings.run_label or default_run_label(root), git_commit(root))
     report["run_label"], report["git_commit"] = labels
@@ -208,12 +207,10 @@ def not_run_lines(
     not_run: Mapping[tuple[str, str], int], listed: Mapping[tuple[str, str], list[str]]
 ) -> list[str]:
     """One paragraph per model and reason: how many items were not run, why, and which."""
-    from pytest_behavior.fetch.stopping import NOT_RUN
-
     lines: list[str] = []
     for (model, reason), count in not_run.items():
         items = "item" if count == 1 else "items"
-        lines.append(f"{model}: {count} {items} not run: {reason.removeprefix(NOT_RUN)}")
+        lines.append(f"{model}: {count} {items} not run: {reason}")
         ids = listed.get((model, reason), [])
         if "readonly" in reason:
             lines += [f"  missing: {nodeid}" for nodeid in ids]
@@ -224,12 +221,11 @@ def not_run_lines(
     return lines
 
 
-def not_run_trait_lines(not_run: list[dict[str, str]]) -> list[str]:
+def not_run_trait_lines(not_run: Sequence[NotRunTrait]) -> list[str]:
     """The traits with no verdict, in the verdict table's section: one line each (the
     reason is in the "not run" section above, and in the reports)."""
     return [
-        f"NOT RUN {row['trait']} [{row['model']}]: no verdict (see behavior: not run)"
-        for row in not_run
+        f"NOT RUN {row.trait} [{row.model}]: no verdict (see behavior: not run)" for row in not_run
     ]
 
 

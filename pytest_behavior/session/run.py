@@ -21,8 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_behavior.errors import RequestFailed
-from pytest_behavior.fetch.stopping import NOT_RUN, is_not_run
+from pytest_behavior.errors import FailureKind, RequestFailed
+from pytest_behavior.session.item_data import (
+    REPORT_ATTRIBUTE,
+    CaseData,
+    ItemDataReader,
+    NotRunData,
+    NotRunTrait,
+    VerdictData,
+)
 from pytest_behavior.session.models import ModelResolver
 from pytest_behavior.session.state import CasesNotRun
 from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
@@ -100,8 +107,10 @@ class BehaviorRun:
         self.not_run_ids: dict[tuple[str, str], list[str]] = {}
         # [notice, trait] pairs from the verdict items: what was asked for and not applied.
         self.notices: list[list[str]] = []
-        # The traits whose verdict was not run, for the reports (plain builtins).
-        self.not_run_traits: list[dict[str, str]] = []
+        # The traits whose verdict was not run, for the reports.
+        self.not_run_traits: list[NotRunTrait] = []
+        # What each behavior item's report carries (a shard's hooks read it here too).
+        self.report_data = ItemDataReader()
         # Adaptive traits' looks, by (spec, trait, model): the prefetch's, or replayed.
         self._adaptive: dict[tuple[str, str, str], AdaptiveTrait] = {}
         # Under xdist, on the controller: what the workers paid (from workeroutput).
@@ -291,7 +300,9 @@ class BehaviorRun:
             if stopped is not None:
                 # Failed before or as its model was stopped: one of the stop's cases, with
                 # the one reason every process gives.
-                return case_outcome(case, None, None, NOT_RUN + stopped)
+                return replace(case_outcome(case, None, None, stopped), not_run=True)
+            if result.kind is FailureKind.NOT_RUN:
+                return replace(case_outcome(case, None, None, result.why), not_run=True)
             return case_outcome(case, None, None, result.reason)
         score = self.config.hook.pytest_behavior_score(
             answer=result,
@@ -376,7 +387,7 @@ class BehaviorRun:
             outcomes = list(adaptive.outcomes)
         else:
             outcomes = self._ask(trait, model, cases)
-        not_run = [o.error for o in outcomes if o.error is not None and is_not_run(o.error)]
+        not_run = [outcome.error for outcome in outcomes if outcome.not_run and outcome.error]
         if not_run:
             raise CasesNotRun(not_run[0])
         from pytest_behavior.verdicts.results import fixed_verdict
@@ -723,31 +734,23 @@ class BehaviorRun:
         self, item: pytest.Item, call: pytest.CallInfo[None]
     ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
         report = yield
-        data = getattr(item, "behavior_data", None)
+        data: CaseData | VerdictData | NotRunData | None = getattr(item, "behavior_data", None)
         if call.when == "call" and data is not None:
-            report.behavior = data  # type: ignore[attr-defined]
+            # Builtins, with and without xdist (which sends reports as builtins only):
+            # every reader decodes them with item_data(), so both runs read alike.
+            setattr(report, REPORT_ATTRIBUTE, data.to_wire())
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, "behavior", None)
-        if report.when != "call" or data is None:
-            return
-        if data.get("kind") == "verdict":
-            from pytest_behavior.outcomes import TraitResult
-
-            self.results.append(TraitResult.from_dict(data["result"]))
-            self.notices.extend(data.get("notices") or ())
-        elif data.get("kind") == "not_run":
-            if data.get("trait"):
-                self.not_run_traits.append(
-                    {
-                        "spec": data["spec"],
-                        "trait": data["trait"],
-                        "model": data["model"],
-                        "reason": data["reason"].removeprefix(NOT_RUN),
-                    }
-                )
-            where = (data["model"], data["reason"])
+        data = self.report_data(report)
+        if isinstance(data, VerdictData):
+            self.results.append(data.result)
+            self.notices.extend([notice, subject] for notice, subject in data.notices)
+        elif isinstance(data, NotRunData):
+            trait = data.trait_not_run()
+            if trait is not None:
+                self.not_run_traits.append(trait)
+            where = (data.model, data.reason)
             self.not_run[where] += 1
             listed = self.not_run_ids.setdefault(where, [])
             if len(listed) < NOT_RUN_LISTED:
@@ -756,18 +759,17 @@ class BehaviorRun:
     def pytest_report_teststatus(
         self, report: pytest.TestReport, config: pytest.Config
     ) -> tuple[str, str, str] | None:
-        data = getattr(report, "behavior", None)
-        if report.when != "call" or data is None:
-            return None
-        if data["kind"] == "not_run":
+        data = self.report_data(report)
+        if isinstance(data, NotRunData):
             return "skipped", "n", "NOT RUN"
-        if not report.passed:
+        if data is None or not report.passed:
             return None
-        if data["kind"] == "case":
-            if data["matched"] is None:
+        if isinstance(data, CaseData):
+            matched = data.outcome.matched
+            if matched is None:
                 return "passed", "?", "UNPARSEABLE"
-            return ("passed", "M", "MATCHES") if data["matched"] else ("passed", ".", "DIFFERS")
-        verdict = data["result"]["verdict"]
+            return ("passed", "M", "MATCHES") if matched else ("passed", ".", "DIFFERS")
+        verdict = data.result.verdict
         return "passed", "i" if verdict == "inconclusive" else "V", verdict.upper()
 
     def baseline_comparison(self, result: TraitResult) -> Comparison | None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_behavior.cache.keys import request_key
+from pytest_behavior.session.item_data import CaseData, NotRunData
 from pytest_behavior.shards.file import (
     ShardFile,
     ShardVerdict,
@@ -170,13 +171,11 @@ class ShardRun:
     # -- results: the case reports ----------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        data = getattr(report, "behavior", None)
-        if report.when != "call" or data is None:
-            return
-        if data.get("kind") == "case":
-            self.outcomes[report.nodeid] = {k: v for k, v in data.items() if k != "kind"}
-        elif data.get("kind") == "not_run":
-            self.not_run[report.nodeid] = str(data["reason"])
+        data = self.run.report_data(report)
+        if isinstance(data, CaseData):
+            self.outcomes[report.nodeid] = data.outcome.to_dict()
+        elif isinstance(data, NotRunData):
+            self.not_run[report.nodeid] = data.text
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from pytest_behavior.fetch.stopping import NOT_RUN
 from pytest_behavior.outcomes import CaseOutcome, Comparison, Flip, TraitResult
 from pytest_behavior.report.document import comparison_status
 from pytest_behavior.verdicts.compare import COMPARISON_KINDS
@@ -64,7 +63,7 @@ def group_labels(results: Sequence[TraitResult]) -> list[str]:
 def case_status(case: CaseOutcome) -> str:
     """One of CASE_STATUSES."""
     if case.error is not None:
-        return "not-run" if case.error.startswith(NOT_RUN) else "error"
+        return "not-run" if case.not_run else "error"
     if case.matched is None:
         return "unparseable"
     return "yes" if case.matched else "no"
