@@ -196,6 +196,9 @@ def test_overlapping_secrets_are_both_hidden() -> None:
         ("client_secret=xyz", "client_secret=[redacted]"),
         ("aws_secret_access_key='xyz'", "aws_secret_access_key='[redacted]'"),
         ("password: hunter2", "password: [redacted]"),
+        # A value that only looks like a placeholder inside is still a value.
+        ("password=$ecret...x", "password=[redacted]"),
+        ("api_key=...abc", "api_key=[redacted]"),
         ("postgres://user:hunter2@db:5432/app", "postgres://user:[redacted]@db:5432/app"),
         (
             "https://host/v1beta/models/gemini:generate?key=xyz&alt=sse",
@@ -224,6 +227,9 @@ def test_keyed_values(text: str, expected: str) -> None:
         "digest 3f8a2c9be1d04f5a6b7c8d9e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c",
         "task-1234567890abcdefghij and risk-adjusted-scores-for-everyone",
         "AKIA is not a key; neither is AKIAIOSFODNN7EXAMPLEXYZ",
+        # Advice naming the variable, with a placeholder for its value.
+        "set OPENAI_API_KEY (export OPENAI_API_KEY=...) and check its value",
+        "export ANTHROPIC_API_KEY=… or api_key=<your key>",
     ],
 )
 def test_ordinary_text_is_unchanged(text: str) -> None:

@@ -120,6 +120,10 @@ _TOKEN = re.compile(
 # Values a keyed pattern finds that are no credential: ``api_key=None``, or one
 # already redacted (so redacting twice changes nothing).
 _NOT_CREDENTIALS = frozenset({"none", "null", "nil", "true", "false", "undefined"})
+# Nor is a placeholder in advice (``export OPENAI_API_KEY=...``, ``api_key=<your key>``):
+# blanking it out would turn the fix into "[redacted]". (Not ``$NAME``: a password may
+# begin with a dollar sign.)
+_PLACEHOLDER = re.compile(r"\.{3,}|…|<[^<>]*>")
 
 _T = TypeVar("_T")
 
@@ -235,7 +239,11 @@ class Redactor:
         for match in _KEYED_VALUE.finditer(text):
             group = "quoted" if match.group("quoted") is not None else "bare"
             found = match.group(group)
-            if found.lower() not in _NOT_CREDENTIALS and not found.startswith(REDACTED[:-1]):
+            if (
+                found.lower() not in _NOT_CREDENTIALS
+                and not found.startswith(REDACTED[:-1])
+                and not _PLACEHOLDER.fullmatch(found)
+            ):
                 yield match.span(group)
         for match in _URL_SECRET.finditer(text):
             group = "password" if match.group("password") is not None else "query"
