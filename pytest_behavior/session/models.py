@@ -329,12 +329,14 @@ class ModelResolver:
     def _resolved(self, trait: Trait, model: str, case: Case | None = None) -> ModelSetup:
         """``model``'s setup, with what ``trait`` needs of it resolved (the prefetch
         resolved it already, unless this comes before or without the prefetch)."""
-        setup = self.setup(model)
+        setup = self._setups.get(model) or self.setup(model)
+        choice = setup.choice
+        if choice is not None and (choice.chat is not None or trait.prompt_format != "chat"):
+            return setup  # what every request of an item meets: the prefetch resolved it
         if not leaves_method(trait, setup, self.settings.scoring):
             return setup
-        if setup.choice is None or (trait.prompt_format == "chat" and setup.choice.chat is None):
-            self.resolve([(trait, case if case is not None else trait.cases[0], model)])
-        return self.setup(model)
+        self.resolve([(trait, case if case is not None else trait.cases[0], model)])
+        return self._setups[model]
 
     # -- requests ------------------------------------------------------------
 
