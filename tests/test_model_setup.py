@@ -8,7 +8,6 @@ functions of the trait and the setup (session/models.py).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -97,31 +96,3 @@ def test_a_plan_decides_by_the_first_trait_that_leaves_the_method_to_the_model(
     dry = pytester.runpytest(*argv, "--behavior-dry-run")
     dry.stdout.fnmatch_lines(["total: 3 requests, 3 cached, 0 to send*"])
     assert server.request_count == 3
-
-
-KEY = "test-key"
-
-
-@pytest.fixture
-def anthropic_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModelServer]:
-    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
-    with ModelServer(dialect="anthropic", api_key=KEY) as server:
-        yield server
-
-
-def test_an_adaptive_suite_s_model_is_resolved_before_its_first_look(
-    pytester: pytest.Pytester, anthropic_server: ModelServer
-) -> None:
-    # An adaptive trait's requests are known only as it is asked, yet its model's method
-    # is decided with the rest, before the fetch: the header says it as for any suite.
-    model = "anthropic/claude-3-5-haiku-latest"
-    extra = "sample: adaptive\nmax_cases: 40\nbatch_size: 20\n"
-    pytester.makefile(".yaml", behavior_t=yes_no_suite("t", count=40, extra=extra))
-    result = pytester.runpytest(
-        f"--behavior-model={model}", f"--behavior-api-base={anthropic_server.url}"
-    )
-    result.stdout.fnmatch_lines(
-        [f"behavior: {model} is scored by generate: *litellm sends no logprobs to anthropic*"]
-    )
-    assert 0 < anthropic_server.request_count <= 40
-    assert not any("logprobs" in request.body for request in anthropic_server.requests)

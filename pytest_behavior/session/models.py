@@ -283,7 +283,7 @@ class ModelResolver:
                 continue  # the next case of the same trait: nothing more to learn
             last = (trait, model)
             if scoring_mode(trait, self.settings.scoring) in SCORING_METHODS:
-                continue
+                continue  # fixed by the trait: not even the checkpoint is needed yet
             setup = setups.get(model) or self.setup(model)
             if not leaves_method(trait, setup, self.settings.scoring):
                 continue
