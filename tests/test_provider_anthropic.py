@@ -250,3 +250,21 @@ def test_no_key_anywhere_is_not_replaced_by_a_placeholder(
 
     assert _placeholder_key(Endpoint(MODEL, anthropic_server.url)) is None
     assert _placeholder_key(Endpoint("openai/m", anthropic_server.api_base)) is not None
+
+
+def test_an_adaptive_suite_s_model_is_resolved_before_its_first_look(
+    pytester: pytest.Pytester, anthropic_server: ModelServer
+) -> None:
+    # An adaptive trait's requests are known only as it is asked, yet its model's method
+    # is decided with the rest, before the fetch (session/models.py): the header says it
+    # as for any suite, and nothing is spent on finding out.
+    extra = "sample: adaptive\nmax_cases: 40\nbatch_size: 20\n"
+    pytester.makefile(".yaml", behavior_t=yes_no_suite("t", count=40, extra=extra))
+    result = pytester.runpytest(
+        f"--behavior-model={MODEL}", f"--behavior-api-base={anthropic_server.url}"
+    )
+    result.stdout.fnmatch_lines(
+        [f"behavior: {MODEL} is scored by generate: *litellm sends no logprobs to anthropic*"]
+    )
+    assert 0 < anthropic_server.request_count <= 40
+    assert not any("logprobs" in request.body for request in anthropic_server.requests)

@@ -1,27 +1,36 @@
-"""Each model of a run resolved once: its frozen setup, its scoring method, its requests.
+"""Each model of a run resolved once into a frozen setup; its requests are pure functions of it.
 
 :class:`ModelSetup` is what the run knows about a model before its first request is
-built (the api_base and checkpoint revision its cache keys carry, the checkpoint
-check, its preferred prompt template, the sampling settings); request building is
-then a pure function of (trait, case, setup, method): :func:`build_model_request`.
+built: the api_base and checkpoint revision its cache keys carry, the checkpoint
+check, its preferred prompt template, the sampling settings, and what ``auto`` and
+``logprob`` scoring resolve to there (:class:`~.method_choice.MethodChoice`). Given
+the setup, :func:`scoring_method`, :func:`model_requests` and :func:`request_count`
+are pure functions of the trait and the case.
 
-:class:`ModelResolver` fills the setups and decides each model's scoring method.
-Both stay lazy where laziness is the point: a cached rerun decides the method from
-the cache without importing litellm, the probe is sent only when the cache cannot
-tell, a dry run or a readonly cache sends nothing, and a model's setup is resolved
-(its checkpoint checked) the first time one of its requests is built.
+:class:`ModelResolver` resolves the setups. The prefetch hands it the requests the
+selected items need (:meth:`ModelResolver.resolve`) before the fetch, so each model's
+method is decided there, once. Laziness stays where it is the point: a cached rerun
+decides the method from the cache without importing litellm, the probe is sent only
+when the cache cannot tell, a dry run or a readonly cache sends nothing. Whatever asks
+before the prefetch or without it (a shard's plan at collection) resolves a model on
+first use, the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from pytest_behavior.errors import FailureKind, RequestFailed
+from pytest_behavior.session.method_choice import (
+    MethodChoice,
+    MethodChooser,
+    ScoringMethod,
+    as_method,
+)
 from pytest_behavior.settings import BehaviorSettings
 from pytest_behavior.spec.prompting import build_request, resolve_template, sampling_params
-from pytest_behavior.values import LOCAL_PREFIX, SCORING_METHODS, Answer, Case, ModelRequest, Trait
+from pytest_behavior.values import LOCAL_PREFIX, SCORING_METHODS, Case, ModelRequest, Trait
 
 if TYPE_CHECKING:
     from pytest_behavior.cache.backend import AnswerCache
@@ -47,11 +56,48 @@ class ModelSetup:
     template: str | None
     max_tokens: int
     top_logprobs: int
+    # What auto/logprob traits are scored by here; None until decided, and where no
+    # trait of the run leaves the method to the endpoint.
+    choice: MethodChoice | None = None
 
     @property
     def renders_chat(self) -> bool:
         """Whether the server renders the model's chat template (fetch/chat_exact.py)."""
         return self.checkpoint is not None and self.checkpoint.description.renders_chat
+
+
+def scoring_mode(trait: Trait, scoring_option: str | None) -> str:
+    """What the trait asks for: the run's --behavior-scoring, else its own ``scoring:``."""
+    return scoring_option or trait.scoring
+
+
+def leaves_method(trait: Trait, setup: ModelSetup, scoring_option: str | None) -> bool:
+    """Whether the trait's method is the model's choice (auto, logprob), not fixed by it."""
+    if scoring_mode(trait, scoring_option) in SCORING_METHODS:
+        return False
+    # The server renders the chat template itself: exact, with no probe of raw text.
+    return not (trait.prompt_format == "chat" and setup.renders_chat)
+
+
+def scoring_method(trait: Trait, setup: ModelSetup, scoring_option: str | None) -> ScoringMethod:
+    """exact, topk or generate: what the trait asks for, or the model's choice.
+
+    A chat-format prompt is never scored as raw text: exactly where the server renders
+    the model's chat template, else on the chat endpoint (``MethodChoice.chat``).
+    """
+    fixed = as_method(scoring_mode(trait, scoring_option))
+    if fixed is not None:
+        return fixed
+    if trait.prompt_format == "chat" and setup.renders_chat:
+        return "exact"
+    choice = setup.choice
+    if choice is None:
+        method = None
+    else:
+        method = choice.chat if trait.prompt_format == "chat" else choice.method
+    if method is None:
+        raise LookupError(f"{setup.model}: the scoring method of {trait.name} is not resolved")
+    return method
 
 
 def build_model_request(
@@ -75,6 +121,27 @@ def build_model_request(
     )
 
 
+def model_requests(
+    trait: Trait, case: Case, setup: ModelSetup, scoring_option: str | None
+) -> list[ModelRequest]:
+    """The case's requests: one, or with ``samples: K`` where exact scoring is not
+    available, K generated at the trait's temperature (sampling.py)."""
+    method = scoring_method(trait, setup, scoring_option)
+    if trait.samples <= 1 or method == "exact":
+        return [build_model_request(trait, case, setup, method)]
+    from pytest_behavior.verdicts.sampling import DEFAULT_TEMPERATURE
+
+    temperature = DEFAULT_TEMPERATURE if trait.temperature is None else trait.temperature
+    first = build_model_request(trait, case, setup, "generate", temperature=temperature)
+    return [replace(first, sample_index=index) for index in range(trait.samples)]
+
+
+def request_count(trait: Trait, setup: ModelSetup, scoring_option: str | None) -> int:
+    """How many requests :func:`model_requests` makes per case, without building them."""
+    sampled = trait.samples > 1 and scoring_method(trait, setup, scoring_option) != "exact"
+    return trait.samples if sampled else 1
+
+
 class ModelResolver:
     """The run's models: their setups, what their providers serve, their scoring methods.
 
@@ -94,19 +161,20 @@ class ModelResolver:
     ) -> None:
         self.settings = settings
         self._cache = cache
-        self._fetcher = fetcher
         self._endpoint = endpoint
         self._prompt_template = prompt_template
         self._say = say  # a checkpoint's note, where this process may print
         self._setups: dict[str, ModelSetup] = {}
-        # Per model, the best scoring method its endpoint supports (auto / logprob).
-        self.methods: dict[str, str] = {}
         # Per model, what litellm knows its provider serves (capabilities.py).
         self.known: dict[str, Capabilities] = {}
         # Per model, its checkpoint as checked this run (checkpoint_check.py).
         self.checkpoints: dict[str, CheckpointCheck] = {}
-        # Models whose method a plan could not decide from the cache (budget.py).
-        self.undecided: set[str] = set()
+        self._chooser = MethodChooser(
+            cache=cache,
+            fetcher=fetcher,
+            capabilities=self.capabilities,
+            record_key=self._method_key,
+        )
 
     @property
     def cache(self) -> AnswerCache:
@@ -120,7 +188,7 @@ class ModelResolver:
     # -- the frozen setup ----------------------------------------------------
 
     def setup(self, model: str) -> ModelSetup:
-        """``model``'s setup, resolved (its checkpoint checked) on first use."""
+        """``model``'s setup as resolved so far (its checkpoint checked on first use)."""
         if model not in self._setups:
             local = model.startswith(LOCAL_PREFIX)
             template = self._prompt_template(model)
@@ -135,6 +203,10 @@ class ModelResolver:
                 top_logprobs=self.settings.top_logprobs,
             )
         return self._setups[model]
+
+    def choices(self) -> dict[str, MethodChoice]:
+        """The models whose method was decided, with their choice, in the order resolved."""
+        return {model: s.choice for model, s in self._setups.items() if s.choice is not None}
 
     def template_for(self, trait: Trait, model: str) -> str:
         return resolve_template(trait, self.setup(model).template)
@@ -168,99 +240,6 @@ class ModelResolver:
                 self._say(check.note)
         return self.checkpoints[model]
 
-    def build(
-        self, trait: Trait, case: Case, model: str, method: str, *, temperature: float = 0.0
-    ) -> ModelRequest:
-        return build_model_request(trait, case, self.setup(model), method, temperature=temperature)
-
-    # -- requests ------------------------------------------------------------
-
-    def scoring_mode(self, trait: Trait) -> str:
-        return self.settings.scoring or trait.scoring
-
-    def request_for(self, trait: Trait, case: Case, model: str) -> ModelRequest:
-        return self.build(trait, case, model, self.scoring_method(trait, model, case))
-
-    def requests_for(self, trait: Trait, case: Case, model: str) -> list[ModelRequest]:
-        """The case's requests: one, or with ``samples: K`` where exact scoring is not
-        available, K generated at the trait's temperature (sampling.py)."""
-        method = self.scoring_method(trait, model, case)
-        if trait.samples <= 1 or method == "exact":
-            return [self.build(trait, case, model, method)]
-        from pytest_behavior.verdicts.sampling import DEFAULT_TEMPERATURE
-
-        temperature = DEFAULT_TEMPERATURE if trait.temperature is None else trait.temperature
-        first = self.build(trait, case, model, "generate", temperature=temperature)
-        return [replace(first, sample_index=index) for index in range(trait.samples)]
-
-    def request_count(self, trait: Trait, model: str) -> int:
-        method = self.methods.get(model, "")
-        if trait.prompt_format == "chat" and method:
-            method = self._chat_method(model, method)
-        sampled = trait.samples > 1 and method != "exact"
-        return trait.samples if sampled and self.scoring_mode(trait) != "exact" else 1
-
-    # -- the scoring method --------------------------------------------------
-
-    def scoring_method(
-        self,
-        trait: Trait,
-        model: str,
-        case: Case | None = None,
-        counts: FetchCounts | None = None,
-    ) -> str:
-        """exact, topk or generate: what the trait asks for, or the best the endpoint supports.
-
-        ``auto`` and ``logprob`` take the first of exact, top-k, generate that the
-        provider may serve (capabilities.py: known in advance where litellm can
-        tell) and whose first request is not refused (it is a case's own request,
-        so it costs nothing extra when it works and is cached like any other).
-        """
-        original = trait
-        mode = self.scoring_mode(trait)
-        if mode in SCORING_METHODS:
-            return mode
-        if trait.prompt_format == "chat" and self._renders_chat(model):
-            return "exact"  # the server's own template: no probe of raw text needed
-        if model not in self.methods:
-            probe = case if case is not None else trait.cases[0]
-            # The model's method is probed with the requests an unset format sends, so
-            # traits of every format share one probe (prompt_format.py).
-            trait = replace(trait, prompt_format=None)
-            recorded = self._recorded_method(model)
-            if recorded is not None:
-                self.methods[model] = recorded
-            elif self.asks:
-                self.methods[model] = self._probe_methods(trait, probe, model, counts)
-                if (
-                    self.methods[model] != "exact"
-                    and self.capabilities(model).prompt_logprobs is not False
-                ):
-                    # The endpoint refused a method it was asked for: refusals are never
-                    # cached, so the choice is, with the checkpoint, and a rerun asks nothing.
-                    self._record_method(model, self.methods[model])
-            else:
-                self.methods[model] = self.method_from_cache(trait, probe, model)
-        method = self.methods[model]
-        return method if original.prompt_format != "chat" else self._chat_method(model, method)
-
-    def _chat_method(self, model: str, method: str) -> str:
-        """A chat-format prompt is scored exactly where the server renders the model's
-        chat template (fetch/chat_exact.py), else on the chat endpoint: never as raw text."""
-        if self._renders_chat(model):
-            return "exact"
-        if method != "exact":
-            # Only a chat prompt on an exact endpoint needs litellm's tables (its import
-            # is most of a cached rerun's time).
-            return method
-        from pytest_behavior.spec.prompt_format import method_for
-
-        return method_for("chat", method, self.capabilities(model))
-
-    def _renders_chat(self, model: str) -> bool:
-        check = self.checkpoint(model)
-        return check is not None and check.description.renders_chat
-
     def capabilities(self, model: str) -> Capabilities:
         """What ``model``'s provider serves, as far as litellm knows without asking."""
         if model not in self.known:
@@ -276,115 +255,109 @@ class ModelResolver:
     def _method_key(self, model: str) -> str:
         from pytest_behavior.fetch.checkpoint import method_key
 
-        local = model.startswith(LOCAL_PREFIX)
-        api_base = None if local else self.settings.api_base
-        return method_key(model, api_base, None if local else self.setup(model).revision)
+        setup = self.setup(model)
+        return method_key(model, setup.api_base, setup.revision)
 
-    def _recorded_method(self, model: str) -> str | None:
-        """The method an earlier run's probe chose for this checkpoint, if it recorded one.
+    # -- the scoring method, decided once per model ---------------------------
 
-        Only top-k is recorded: an exact probe's answer is cached like any other, so
-        asking it again costs nothing, but an endpoint that cannot score exactly fails
-        the probe, and failures are never cached.
+    def resolve(
+        self,
+        needed: Iterable[tuple[Trait, Case, str]],
+        *,
+        counts: FetchCounts | None = None,
+        provisional: bool = False,
+    ) -> Mapping[str, ModelSetup]:
+        """Each model's method, decided before its requests are built, and the setups.
+
+        A model whose traits leave the method to it is probed with the first such
+        case's own request: the probe must be a request the run needs (it costs nothing
+        extra when it is served, and is cached like any other), so it takes a case.
+        ``provisional`` (a plan): decided from the cache alone, and kept only when
+        this run asks nothing anyway (a real run still probes what the plan guessed).
         """
-        from pytest_behavior.fetch.checkpoint import METHOD_MARK
+        asks = self.asks and not provisional
+        setups: dict[str, ModelSetup] = {}
+        last: tuple[Trait, str] | None = None
+        for trait, case, model in needed:
+            if last is not None and last[0] is trait and last[1] == model:
+                continue  # the next case of the same trait: nothing more to learn
+            last = (trait, model)
+            if scoring_mode(trait, self.settings.scoring) in SCORING_METHODS:
+                continue  # fixed by the trait: not even the checkpoint is needed yet
+            setup = setups.get(model) or self.setup(model)
+            if not leaves_method(trait, setup, self.settings.scoring):
+                continue
+            if setup.choice is None:
+                setup = self._decided(setup, trait, case, asks=asks, counts=counts)
+            if trait.prompt_format == "chat" and setup.choice and setup.choice.chat is None:
+                setup = self._with_chat(setup)
+            setups[model] = setup
+        if asks or not self.asks:
+            self._setups.update(setups)
+        return {model: setups.get(model) or self.setup(model) for model in self.settings.models}
 
-        answer = self.cache.get(self._method_key(model))
-        if answer is None or answer.finish_reason != METHOD_MARK:
-            return None
-        return answer.text if answer.text in SCORING_METHODS else None
-
-    def _record_method(self, model: str, method: str) -> None:
-        from pytest_behavior.fetch.checkpoint import METHOD_MARK
-
-        key = self._method_key(model)
-        self.cache.set_many(
-            [(key, Answer(text=method, finish_reason=METHOD_MARK))],
-            origins={key: {"model": model, "record": "scoring-method"}},
+    def _decided(
+        self, setup: ModelSetup, trait: Trait, case: Case, *, asks: bool, counts: FetchCounts | None
+    ) -> ModelSetup:
+        # The probe is sent as an unset format sends it, so traits of every format
+        # share one probe (prompt_format.py).
+        unset = replace(trait, prompt_format=None)
+        method, guessed = self._chooser.decide(
+            setup.model,
+            lambda method: build_model_request(unset, case, setup, method),
+            asks=asks,
+            counts=counts,
         )
+        # Where the model is not scored exactly, chat prompts take the same method.
+        choice = MethodChoice(method, chat=None if method == "exact" else method, guessed=guessed)
+        return replace(setup, choice=self._with_reason(setup.model, choice))
 
-    def method_from_cache(self, trait: Trait, case: Case, model: str) -> str:
-        """The method a cached probe chose, without asking; the first possible when nothing says."""
-        from pytest_behavior.cache.keys import request_key
+    def _with_chat(self, setup: ModelSetup) -> ModelSetup:
+        """The setup with what its chat-format traits take where it scores exactly:
+        top-k on the chat endpoint, or generate where the provider has no top-k."""
+        assert setup.choice is not None
+        # Only a chat prompt on an exact endpoint needs litellm's tables.
+        after_exact = self.capabilities(setup.model).after_exact()
+        choice = replace(setup.choice, chat="topk" if after_exact == "topk" else "generate")
+        return replace(setup, choice=self._with_reason(setup.model, choice))
 
-        recorded = self._recorded_method(model)
-        if recorded is not None:
-            return recorded
-        capabilities = self.capabilities(model)
-        if capabilities.prompt_logprobs is not False:
-            exact = request_key(self.build(trait, case, model, "exact"))
-            answer = self.cache.get(exact)
-            if answer is not None and answer.choice_logprobs is not None:
-                return "exact"
-            failure = self._fetcher().failures.get(exact)
-            refused = failure is not None and failure.kind is FailureKind.EXACT_UNSUPPORTED
-            if answer is None and not refused and not self._cached_beyond(trait, case, model):
-                self.undecided.add(model)
-                return "exact"
-        if capabilities.top_logprobs is False:
-            return "generate"
-        topk = request_key(self.build(trait, case, model, "topk"))
-        failure = self._fetcher().failures.get(topk)
-        refused = failure is not None and failure.kind is FailureKind.LOGPROB_REFUSED
-        if topk not in self.cache and refused:
-            return "generate"
-        generated = request_key(self.build(trait, case, model, "generate"))
-        return "generate" if topk not in self.cache and generated in self.cache else "topk"
+    def _with_reason(self, model: str, choice: MethodChoice) -> MethodChoice:
+        """What litellm told, where it was asked while deciding (the run's header says it)."""
+        known = self.known.get(model)
+        return choice if known is None else replace(choice, reason=known.reason)
 
-    def _cached_beyond(self, trait: Trait, case: Case, model: str) -> bool:
-        """Whether a top-k or generated answer is cached: exact was passed over before."""
-        from pytest_behavior.cache.keys import request_key
+    def _resolved(self, trait: Trait, model: str, case: Case | None = None) -> ModelSetup:
+        """``model``'s setup, with what ``trait`` needs of it resolved (the prefetch
+        resolved it already, unless this comes before or without the prefetch)."""
+        setup = self._setups.get(model) or self.setup(model)
+        choice = setup.choice
+        if choice is not None and (choice.chat is not None or trait.prompt_format != "chat"):
+            return setup  # what every request of an item meets: the prefetch resolved it
+        if not leaves_method(trait, setup, self.settings.scoring):
+            return setup
+        self.resolve([(trait, case if case is not None else trait.cases[0], model)])
+        return self._setups[model]
 
-        return any(
-            request_key(self.build(trait, case, model, method)) in self.cache
-            for method in ("topk", "generate")
-        )
+    # -- requests ------------------------------------------------------------
 
-    def _probe_methods(
-        self, trait: Trait, case: Case, model: str, counts: FetchCounts | None
-    ) -> str:
-        """The first method the provider may serve and whose first request is not refused."""
-        # A cached answer with prompt log-probabilities is the endpoint's own word that
-        # it serves exact scoring: a cached rerun needs neither a request nor litellm's
-        # tables (importing litellm is most of a 2,000-case cached rerun's time).
-        from pytest_behavior.cache.keys import request_key
+    def scoring_mode(self, trait: Trait) -> str:
+        return scoring_mode(trait, self.settings.scoring)
 
-        cached = self.cache.get(request_key(self.build(trait, case, model, "exact")))
-        if cached is not None and cached.choice_logprobs:
-            return "exact"
-        capabilities = self.capabilities(model)
-        if capabilities.prompt_logprobs is not False and self._serves(
-            trait, case, model, "exact", counts
-        ):
-            return "exact"
-        if capabilities.top_logprobs is not False and self._serves(
-            trait, case, model, "topk", counts
-        ):
-            return "topk"
-        return "generate"
+    def scoring_method(self, trait: Trait, model: str, case: Case | None = None) -> ScoringMethod:
+        """The trait's method on ``model``; ``case`` probes if the model is not resolved yet."""
+        fixed = as_method(self.scoring_mode(trait))
+        if fixed is not None:
+            return fixed  # the trait's own: nothing about the model is needed
+        return scoring_method(trait, self._resolved(trait, model, case), self.settings.scoring)
 
-    def _serves(
-        self, trait: Trait, case: Case, model: str, method: str, counts: FetchCounts | None
-    ) -> bool:
-        """Whether the endpoint serves ``method``: the case's request asks, and is kept."""
-        request = self.build(trait, case, model, method)
-        fetcher = self._fetcher()
-        probe = fetcher.fetch([request]) if counts is not None else None
-        result = fetcher.answer(request)
-        served = method != "exact" or not isinstance(result, Answer) or bool(result.choice_logprobs)
-        if isinstance(result, RequestFailed):
-            # Any other failure is the endpoint's, not the method's: the cases say it.
-            refusal = (
-                FailureKind.EXACT_UNSUPPORTED if method == "exact" else FailureKind.LOGPROB_REFUSED
-            )
-            served = result.kind is not refusal
-        if counts is not None and probe is not None and probe.sent:
-            for name in ("sent", "answered", "failed", "retried", "rate_limited"):
-                setattr(counts, name, getattr(counts, name) + getattr(probe, name))
-            if served:
-                counts.skipped -= probe.sent  # the prefetch will meet it again as cached
-            else:
-                # A refusal answers which methods the endpoint serves: not an error of the run.
-                counts.answered += probe.failed
-                counts.failed -= probe.failed
-        return served
+    def request_for(self, trait: Trait, case: Case, model: str) -> ModelRequest:
+        setup = self._resolved(trait, model, case)
+        method = scoring_method(trait, setup, self.settings.scoring)
+        return build_model_request(trait, case, setup, method)
+
+    def requests_for(self, trait: Trait, case: Case, model: str) -> list[ModelRequest]:
+        setup = self._resolved(trait, model, case)
+        return model_requests(trait, case, setup, self.settings.scoring)
+
+    def request_count(self, trait: Trait, model: str) -> int:
+        return request_count(trait, self._resolved(trait, model), self.settings.scoring)

@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import replace
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,7 @@ from pytest_behavior.session.item_data import (
     NotRunTrait,
     VerdictData,
 )
-from pytest_behavior.session.models import ModelResolver
+from pytest_behavior.session.models import ModelResolver, model_requests
 from pytest_behavior.session.state import CasesNotRun
 from pytest_behavior.settings import DEFAULT_CACHE_DIR, BehaviorSettings
 from pytest_behavior.values import (
@@ -590,12 +591,8 @@ class BehaviorRun:
         plan = self.plan_for(selection.at_most) if budgeted else None
         self.preflight_files(plan).refuse_if_unsound()
         counts = FetchCounts()
-        # Which method each model's endpoint supports, before the requests are built.
-        for trait, case, model in needed():
-            if model not in self.models.methods:
-                self.models.scoring_method(trait, model, case, counts)
-            if len(self.models.methods) == len(self.settings.models):
-                break
+        # Each model's method, decided once before its requests are built (models.py).
+        self.models.resolve(chain(needed(), _adaptive_firsts(selection)), counts=counts)
         self._say_methods()
         counts.planned = sum(
             self.models.request_count(trait, model) for trait, _, model in needed()
@@ -620,12 +617,11 @@ class BehaviorRun:
         from pytest_behavior.fetch.progress import terminal_for
 
         terminal = terminal_for(self.config)
-        for model, method in self.models.methods.items():
-            if model not in self.models.known:
-                continue  # decided by a cached answer, not by what litellm knows
-            reason = self.models.known[model].reason
-            if terminal is not None and reason:
-                terminal.write_line(f"behavior: {model} is scored by {method}: {reason}")
+        for model, choice in self.models.choices().items():
+            # No reason: decided by a cached answer or the endpoint, not by what litellm knows.
+            if terminal is not None and choice.reason:
+                said = f"{model} is scored by {choice.method}: {choice.reason}"
+                terminal.write_line(f"behavior: {said}")
 
     def _may_spread(self) -> bool:
         """Whether the prefetch may use fetch processes (--behavior-fetch-processes).
@@ -673,15 +669,12 @@ class BehaviorRun:
         from pytest_behavior.fetch.budget import litellm_price, plan_requests
         from pytest_behavior.fetch.revision import split_revision
 
-        asked = self.models.methods.copy()
-        for trait, case, model in needed():
-            if model not in self.models.methods:
-                unset = replace(trait, prompt_format=None)  # as scoring_method probes
-                self.models.methods[model] = self.models.method_from_cache(unset, case, model)
+        # Decided from the cache alone: a real run still probes what the plan guessed.
+        setups = self.models.resolve(needed(), provisional=True)
         requests = (
             (trait.name, request)
             for trait, case, model in needed()
-            for request in self.models.requests_for(trait, case, model)
+            for request in model_requests(trait, case, setups[model], self.settings.scoring)
         )
         priced = self.settings.dry_run or self.settings.max_cost is not None
         plan = plan_requests(
@@ -689,10 +682,9 @@ class BehaviorRun:
             self.cache,
             price=(lambda model: litellm_price(split_revision(model).name)) if priced else None,
         )
-        plan.undecided = set(self.models.undecided)
-        # A real run still probes the models the plan could not decide from the cache.
-        self.models.methods = asked if self.asks else self.models.methods
-        self.models.undecided.clear()
+        plan.undecided = {
+            model for model, setup in setups.items() if setup.choice and setup.choice.guessed
+        }
         return plan
 
     # -- preflight (preflight.py) ---------------------------------------------
@@ -806,6 +798,17 @@ class BehaviorRun:
         for closer in reversed(self._closers):
             closer()
         self._closers.clear()
+
+
+def _adaptive_firsts(selection: Selection) -> Iterator[tuple[Trait, Case, str]]:
+    """Each selected adaptive trait's first case in its order: where it would probe the
+    model's method, so the probe is a request its first look sends anyway."""
+    from pytest_behavior.verdicts.adaptive import case_order
+
+    for _, trait, model in selection.adaptive():
+        order = case_order(trait)
+        if order:
+            yield trait, order[0], model
 
 
 def default_cache_directory(rootpath: Path) -> Path:
