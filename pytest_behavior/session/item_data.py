@@ -152,6 +152,11 @@ class ItemDataReader:
         # the session's end), never held longer.
         self._decoded: weakref.WeakKeyDictionary[object, ItemData] = weakref.WeakKeyDictionary()
 
+    def remember(self, report: object, data: ItemData) -> None:
+        """The data the item handed its report in this process: read as it is, not
+        decoded again from the wire form (decoding is most of a cached case's cost)."""
+        self._decoded[report] = data
+
     def __call__(self, report: object) -> ItemData | None:
         data = self._decoded.get(report)
         if data is None:

@@ -731,6 +731,9 @@ class BehaviorRun:
             # Builtins, with and without xdist (which sends reports as builtins only):
             # every reader decodes them with item_data(), so both runs read alike.
             setattr(report, REPORT_ATTRIBUTE, data.to_wire())
+            # This process's readers take the typed data as the item made it (an xdist
+            # controller decodes the wire form; tests hold both to the same results).
+            self.report_data.remember(report, data)
         return report
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
