@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -170,7 +169,6 @@ def test_refused_connection_is_one_line_within_the_connect_bound(
 ) -> None:
     api_base = f"http://127.0.0.1:{unlistened_port}/v1"
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=10))
-    started = time.monotonic()
     result = finishes(
         lambda: pytester.runpytest(
             "--behavior-model=openai/test-model",
@@ -181,7 +179,6 @@ def test_refused_connection_is_one_line_within_the_connect_bound(
         within=RUN_BOUND,
         what="a run against a refused port",
     )
-    elapsed = time.monotonic() - started
     output = output_of(result)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, output
     errors = error_lines(result)
@@ -189,8 +186,10 @@ def test_refused_connection_is_one_line_within_the_connect_bound(
         f"ERROR: nothing is listening at {api_base} (connection refused); start the server, "
         "or fix --behavior-api-base (nothing was sent)"
     ], output
-    # Refused is known at once: far below one request's timeout (120 s), the old "stall".
-    assert elapsed < 120, elapsed
+    # Refused is known at once, from the refusal: no request waited out its timeout
+    # (the old "stalled: ... timed out" after 73 s), nothing was retried.
+    assert "timed out" not in output and "stalled" not in output, output
+    assert "retry" not in output.lower(), output
     assert_clean(output)
 
 
