@@ -260,11 +260,10 @@ def _refusals_as_usage_errors(config: pytest.Config) -> Iterator[None]:
 
         if not isinstance(error, RunRefused) or hasattr(config, "workerinput"):
             raise
-        refusal = error
         terminal = config.pluginmanager.get_plugin("terminalreporter")
         if terminal is not None:
             terminal.ensure_newline()  # the ERROR lines start a line of their own
-        raise pytest.UsageError(*refusal.lines) from None
+        raise pytest.UsageError(*error.lines) from None
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

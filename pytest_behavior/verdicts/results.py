@@ -27,9 +27,14 @@ PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
 
 
 def case_outcome(
-    case: Case, answer: Answer | None, score: Score | None, error: str | None
+    case: Case,
+    answer: Answer | None,
+    score: Score | None,
+    error: str | None,
+    *,
+    not_run: bool = False,
 ) -> CaseOutcome:
-    """One case's line in the report.
+    """One case's line in the report (``not_run``: not asked, ``error`` says why).
 
     An exact answer has no generated text: ``answer`` is then the chosen answer
     (its probability is in ``probabilities``), so example and flip lines read alike.
@@ -46,6 +51,7 @@ def case_outcome(
             answer=text,
             error=error,
             serving_stack=stack,
+            not_run=not_run,
         )
     return CaseOutcome(
         id=case.case_id,
