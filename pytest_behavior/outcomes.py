@@ -55,7 +55,9 @@ class CaseOutcome:
         return self.error is None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {item.name: getattr(self, item.name) for item in fields(self)}
+        # Every field, in field order (a frozen dataclass's __dict__ is exactly its
+        # fields): a third of the cost of dataclasses.fields(), three times a case.
+        data = dict(vars(self))
         for name in ("probabilities", "logprobs"):
             if data[name] is not None:
                 data[name] = dict(data[name])

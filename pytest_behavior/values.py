@@ -19,6 +19,9 @@ from pytest_behavior.names import PROMPT_FORMATS as PROMPT_FORMATS
 from pytest_behavior.names import SCORING_METHODS as SCORING_METHODS
 from pytest_behavior.names import SCORING_MODES as SCORING_MODES
 
+# json.dumps(..., ensure_ascii=False) without building an encoder per call: same text.
+_ID_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
 
 @dataclass(frozen=True)
 class Threshold:
@@ -95,9 +98,8 @@ class Case:
     @property
     def case_id(self) -> str:
         """A content-derived id: stable when cases are reordered, inserted or removed."""
-        payload = json.dumps(
-            [self.question, self.answer_matching, list(self.answers_not_matching)],
-            ensure_ascii=False,
+        payload = _ID_ENCODER.encode(
+            [self.question, self.answer_matching, list(self.answers_not_matching)]
         )
         return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
 

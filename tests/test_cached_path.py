@@ -80,3 +80,46 @@ def test_a_cached_rerun_under_auto_sends_nothing_and_imports_no_litellm(
     assert json.loads((pytester.path / "litellm.json").read_text()) is False
     assert rerun.report["results"][0]["scoring_used"] == "exact"
     assert rerun.report["results"][0]["rate"] == first.report["results"][0]["rate"]
+
+
+SHUFFLING_CONFTEST = """
+import random
+
+def pytest_collection_modifyitems(items):
+    random.Random(3).shuffle(items)  # as pytest-randomly would: verdicts before cases too
+"""
+
+
+def test_a_cached_rerun_reads_the_same_answers_in_item_order_and_shuffled(
+    pytester: pytest.Pytester, server: ModelServer, run_suite
+) -> None:
+    # More cases than one batch read ahead (read_ahead.py), a third of them matching.
+    count = 300
+    server.responder = answer_yes_for(range(0, count, 3), count=count)
+    pytester.makefile(".yaml", behavior_power=yes_no_suite(count=count))
+    first = run_suite("--behavior-scoring=topk", "-p", "no:xdist")
+    first.result.assert_outcomes(passed=count + 1)
+    cases = first.report["results"][0]["cases"]
+    assert sum(case["matched"] for case in cases) == count // 3
+    server.reset_stats()
+    again = run_suite("--behavior-scoring=topk", "-p", "no:xdist")
+    pytester.makeconftest(SHUFFLING_CONFTEST)
+    shuffled = run_suite("--behavior-scoring=topk", "-p", "no:xdist")
+    assert server.request_count == 0
+    for rerun in (again, shuffled):
+        rerun.result.assert_outcomes(passed=count + 1)
+        assert sorted(rerun.report["results"][0]["cases"], key=lambda c: c["index"]) == sorted(
+            cases, key=lambda c: c["index"]
+        )
+    # Each item shows its own case's outcome, not a neighbour's (shuffled, verbose).
+    verbose = run_suite("--behavior-scoring=topk", "-p", "no:xdist", "-v")
+    shown = {
+        line.split(" ")[0]: line.split(" ")[1]
+        for line in verbose.result.outlines
+        if line.endswith("%]") and ("MATCHES" in line or "DIFFERS" in line)
+    }
+    assert len(shown) == count, verbose.result.outlines[:20]
+    for node, status in shown.items():
+        index = int(node.rsplit("[", 1)[1].rstrip("]"))
+        assert status == ("MATCHES" if index % 3 == 0 else "DIFFERS"), node
+    assert server.request_count == 0

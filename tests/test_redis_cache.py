@@ -88,6 +88,23 @@ def test_second_run_is_answered_from_redis(
     assert len(stored_keys(redis_server)) == 12
 
 
+def test_a_batch_read_answers_what_key_by_key_reads_answer(redis_server: RedisServer) -> None:
+    cache = RedisCache(redis_server.url)
+    cache.connect()
+    stored = {f"k{i}": Answer(text=f" {i}", top_logprobs=(((" Yes", -0.5),),)) for i in range(6)}
+    cache.set_many(stored.items())
+    keys = [*stored, "never-written"]
+    single = {key: cache.get(key) for key in keys}
+    assert cache.get_many(keys) == {key: found for key, found in single.items() if found}
+    assert cache.get_many(keys) == stored
+    refresh = RedisCache(redis_server.url, mode="refresh", stamp="run-2")
+    refresh.connect()
+    refresh.set_many([("k1", Answer(text=" again"))])
+    assert refresh.get_many(keys) == {"k1": Answer(text=" again")}  # only this run's
+    cache.close()
+    refresh.close()
+
+
 def test_values_are_json_answers_with_their_origin(
     pytester: pytest.Pytester, server: ModelServer, run_suite: Any, redis_server: RedisServer
 ) -> None:

@@ -57,6 +57,10 @@ class AnswerCache(Protocol):
         """Which of ``keys`` have an answer (a Redis asks for all in one round trip)."""
         ...
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Answer]:
+        """The answers among ``keys``, read together (one query, or one round trip)."""
+        ...
+
     def set_many(
         self,
         entries: Iterable[tuple[str, Answer]],

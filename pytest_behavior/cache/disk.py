@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shlex
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -15,6 +16,11 @@ from pytest_behavior.values import Answer
 
 if TYPE_CHECKING:
     pass
+
+# diskcache's eviction policies whose reads change no row (its fast read path): only
+# for these is reading its table directly the same as its get().
+_READ_WITHOUT_UPDATE = frozenset({"least-recently-stored", "none"})
+_KEYS_PER_QUERY = 500
 
 
 def unusable_cache(directory: Path, error: BaseException | None) -> NoReturn:
@@ -101,8 +107,6 @@ class ResponseCache:
 
     def _move_aside(self) -> None:
         """Refresh over a corrupt folder: keep it under another name, start a new one."""
-        import time
-
         target = self.directory.with_name(f"{self.directory.name}.corrupt-{int(time.time())}")
         try:
             self.directory.rename(target)
@@ -145,8 +149,60 @@ class ResponseCache:
             unusable_cache(self.directory, error)
 
     def cached_among(self, keys: Sequence[str]) -> set[str]:
-        """Which of ``keys`` have an answer (cache.backend.AnswerCache; a look-up is ~11 µs)."""
-        return {key for key in keys if key in self}
+        """Which of ``keys`` have an answer (cache.backend.AnswerCache): one query for all."""
+        if self.stamp is not None:
+            return {key for key in keys if self._raw(key) is not None}
+        rows = self._rows(keys, "key")
+        if rows is None:
+            return {key for key in keys if key in self}
+        return {key for (key,) in rows}
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Answer]:
+        """The answers among ``keys``, read in one query (the items read ahead with it)."""
+        rows = None if self.stamp is not None else self._rows(keys, "key, mode, filename, value")
+        if rows is None:
+            found = {key: self.get(key) for key in keys}
+            return {key: answer for key, answer in found.items() if answer is not None}
+        cache = self._cache
+        answers: dict[str, Answer] = {}
+        for key, mode, filename, value in rows:
+            try:
+                raw = cache._disk.fetch(mode, filename, value, False)
+            except OSError:  # removed (pruned) since the query: read as missing
+                continue
+            try:
+                answers[key] = Answer.from_dict(raw)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                unusable_cache(self.directory, None)
+        return answers
+
+    def _rows(self, keys: Sequence[str], columns: str) -> list[tuple[Any, ...]] | None:
+        """``columns`` of the unexpired rows among ``keys``, in one query of diskcache's
+        table; None where this diskcache reads otherwise (a policy that updates a row on
+        every read, statistics): the caller then asks key by key.
+
+        diskcache reads one key per query (~15 µs each, most of it per query): a cached
+        rerun asks every key twice, once to find what to send and once to read it.
+        """
+        cache = self._open()
+        if cache is None:
+            return []
+        if cache.statistics or cache.eviction_policy not in _READ_WITHOUT_UPDATE:
+            return None
+        rows: list[tuple[Any, ...]] = []
+        now = time.time()
+        try:
+            # Within sqlite's bound on a statement's parameters (999 before 3.32).
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                part = keys[start : start + _KEYS_PER_QUERY]
+                query = (
+                    f"SELECT {columns} FROM Cache WHERE key IN ({','.join('?' * len(part))})"
+                    " AND raw = 1 AND (expire_time IS NULL OR expire_time > ?)"
+                )
+                rows += cache._sql(query, (*part, now)).fetchall()
+        except (sqlite3.Error, OSError) as error:
+            unusable_cache(self.directory, error)
+        return rows
 
     @property
     def location(self) -> str:

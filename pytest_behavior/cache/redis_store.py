@@ -192,6 +192,28 @@ class RedisCache:
                 self._read_ahead[key] = self._answer(key, data)
         return found
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, Answer]:
+        """The answers among ``keys`` (cache.backend.AnswerCache): one round trip."""
+        found: dict[str, Answer] = {}
+        wanted: list[str] = []
+        for key in keys:
+            kept = self._unstored.get(key) or self._read_ahead.get(key)
+            if kept is not None:
+                found[key] = kept
+            else:
+                wanted.append(key)
+        if wanted and self.lost is None:
+            try:
+                values = self._connected().mget([self.prefix + key for key in wanted])
+            except Exception as error:
+                self._went_away(error)
+                values = []
+            for key, raw in zip(wanted, values, strict=False):
+                data = self._decoded(key, raw)
+                if data is not None:
+                    found[key] = self._answer(key, data)
+        return found
+
     def _decoded(self, key: str, raw: bytes | None) -> dict[str, Any] | None:
         """The stored dict, or None when absent (or, under refresh, from before this run)."""
         if raw is None:

@@ -86,6 +86,18 @@ class Fetcher:
         ``counts`` carries on counting where an earlier fetch left off (the
         exact-scoring probes before the prefetch), so one summary covers both.
         """
+        keyed = ((request_key(request), request) for request in requests)
+        return self.fetch_keyed(keyed, planned=planned, progress=progress, counts=counts)
+
+    def fetch_keyed(
+        self,
+        requests: Iterable[tuple[str, ModelRequest]],
+        *,
+        planned: int = 0,
+        progress: Callable[[FetchCounts], Display | None] | None = None,
+        counts: FetchCounts | None = None,
+    ) -> FetchCounts:
+        """:meth:`fetch` of (key, request) pairs whose keys the caller derived already."""
         if counts is None:
             counts = FetchCounts(planned=planned)
         # counts may come in carrying earlier fetches' cost: add only this one's.
@@ -119,10 +131,12 @@ class Fetcher:
                 display.finish(interrupted=interrupted)
         return counts
 
-    def _jobs(self, requests: Iterable[ModelRequest], counts: FetchCounts) -> Iterator[Job]:
+    def _jobs(
+        self, requests: Iterable[tuple[str, ModelRequest]], counts: FetchCounts
+    ) -> Iterator[Job]:
         cache, failures, in_flight = self.cache, self.failures, self._in_flight
         walk = iter(requests)
-        while batch := [(request_key(request), request) for request in islice(walk, LOOKUP_BATCH)]:
+        while batch := list(islice(walk, LOOKUP_BATCH)):
             # In flight before cache: the writer forgets a key only after committing it.
             flying = {key for key, _ in batch if key in in_flight}
             cached = cache.cached_among([key for key, _ in batch if key not in flying])

@@ -101,8 +101,8 @@ def uses_own_completion(run: BehaviorRun) -> bool:
 
 
 def spread_fetch(
-    run: BehaviorRun, requests: Iterable[ModelRequest], counts: FetchCounts
-) -> list[ModelRequest]:
+    run: BehaviorRun, requests: Iterable[tuple[str, ModelRequest]], counts: FetchCounts
+) -> list[tuple[str, ModelRequest]]:
     """Send ``requests`` from fetch processes where that pays; returns what is left.
 
     The cached ones are counted as skipped here. The rest go to the processes, or,
@@ -119,10 +119,10 @@ def spread_fetch(
     pending: list[tuple[str, ModelRequest]] = []
     # A model already stopped here (its exact-scoring probe was refused) is not sent
     # anywhere: this process's own fetch marks its cases not run.
-    stopped: list[ModelRequest] = []
+    stopped: list[tuple[str, ModelRequest]] = []
     walk = iter(requests)
     # One look-up per batch: with a Redis cache a key at a time is a round trip each.
-    while batch := [(request_key(request), request) for request in islice(walk, LOOKUP_BATCH)]:
+    while batch := list(islice(walk, LOOKUP_BATCH)):
         cached = fetcher.cache.cached_among([key for key, _ in batch])
         for key, request in batch:
             if key in seen or key in fetcher.failures or key in cached:
@@ -132,7 +132,7 @@ def spread_fetch(
             # A local model's server (this process's child) answers one request at a
             # time: its requests stay in this process, under its own limit of one.
             if stops.stopped(request.model) is not None or is_local_model(request.model):
-                stopped.append(request)
+                stopped.append((key, request))
             else:
                 pending.append((key, request))
     count = process_count(
@@ -143,13 +143,13 @@ def spread_fetch(
     )
     address = CacheAddress.of(fetcher.cache)
     if count == 1 or address is None:
-        return stopped + [request for _, request in pending]
+        return stopped + pending
     parts: list[list[ModelRequest]] = [[] for _ in range(count)]
     for key, request in pending:
         parts[shard_of(key, count)].append(request)
     models = {key: request.model for key, request in pending}
     pool = FetchPool(run, parts, counts, models, address)
-    return stopped + pool.fetch()
+    return stopped + [(request_key(request), request) for request in pool.fetch()]
 
 
 @dataclass

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from pytest_behavior.session.collect import Selection
     from pytest_behavior.session.finish import SessionOutcome
     from pytest_behavior.session.preflight import Preflight
+    from pytest_behavior.session.read_ahead import PlannedReads
     from pytest_behavior.verdicts.adaptive import AdaptiveTrait, BaselineCases
     from pytest_behavior.verdicts.baseline import TraitNamed
 
@@ -120,6 +121,8 @@ class BehaviorRun:
         # verdict reads them; and the groups whose verdict item this process runs.
         self._case_outcomes: dict[tuple[str, str, str], dict[int, CaseOutcome]] = {}
         self._verdict_groups: set[tuple[str, str, str]] | None = None
+        # Each case's key as the prefetch derived it, for its item (read_ahead.py).
+        self._reads: PlannedReads | None = None
         # Credentials and endpoints are checked once, before the first request is sent.
         self._sending_checked = False
         # A dry run's preflight (printed at the end).
@@ -305,14 +308,21 @@ class BehaviorRun:
             if result.kind is FailureKind.NOT_RUN:
                 return case_outcome(case, None, None, result.why, not_run=True)
             return case_outcome(case, None, None, result.reason)
+        return self._scored(trait, case, request.model, result, mode)
+
+    def _scored(
+        self, trait: Trait, case: Case, model: str, answer: Answer, mode: str | None = None
+    ) -> CaseOutcome:
+        from pytest_behavior.verdicts.results import case_outcome
+
         score = self.config.hook.pytest_behavior_score(
-            answer=result,
+            answer=answer,
             case=case,
             trait=trait,
-            mode=mode or self._score_mode(trait, request.model, case),
+            mode=mode or self._score_mode(trait, model, case),
             config=self.config,
         )
-        return case_outcome(case, self._with_stack(result, request.model), score, None)
+        return case_outcome(case, self._with_stack(answer, model), score, None)
 
     def stop_reason(self, model: str) -> str | None:
         """Why ``model`` is no longer asked: the first xdist worker's reason, else this
@@ -363,6 +373,11 @@ class BehaviorRun:
         return self._case_outcomes.setdefault(group, {})
 
     def _case_outcome(self, trait: Trait, case: Case, model: str) -> CaseOutcome:
+        if self._reads is not None:
+            # Keyed by the prefetch and read ahead; a case not cached takes the path below.
+            answer = self._reads.take(case, model)
+            if answer is not None:
+                return self._scored(trait, case, model, answer)
         # The prefetch sent this case's request (or another worker did: answer() waits).
         requests = self.models.requests_for(trait, case, model)
         if len(requests) == 1:
@@ -597,20 +612,38 @@ class BehaviorRun:
         counts.planned = sum(
             self.models.request_count(trait, model) for trait, _, model in needed()
         )
-        requests: Iterable[ModelRequest] = (
-            request for one in needed() for request in self.models.requests_for(*one)
-        )
+        requests = self._keyed_requests(needed())
         if self._may_spread():
             from pytest_behavior.fetch.processes import spread_fetch
 
             # Sent from fetch processes where that pays; what is left is sent here.
-            requests = spread_fetch(self, requests, counts)
-        self.fetcher.fetch(
+            requests = iter(spread_fetch(self, requests, counts))
+        self.fetcher.fetch_keyed(
             requests, counts=counts, progress=lambda counts: progress_for(self.config, counts)
         )
         self._prefetch_adaptive(counts)
         if counts.sent == 0 and counts.skipped:
             self._say_all_cached(counts)
+
+    def _keyed_requests(
+        self, needed: Iterable[tuple[Trait, Case, str]]
+    ) -> Iterator[tuple[str, ModelRequest]]:
+        """(key, request) of what ``needed`` asks, each key derived once: planned for the
+        case's item too, where it runs in this process (an xdist worker runs a part)."""
+        from pytest_behavior.cache.keys import request_key
+
+        if not self.is_worker:
+            from pytest_behavior.session.read_ahead import PlannedReads
+
+            self._reads = PlannedReads(self.cache)
+        reads = self._reads
+        for trait, case, model in needed:
+            requests = self.models.requests_for(trait, case, model)
+            for request in requests:
+                key = request_key(request)
+                if reads is not None and len(requests) == 1:
+                    reads.plan(case, model, key)
+                yield key, request
 
     def _say_methods(self) -> None:
         """Where litellm told a model's method in advance, say which and why (once a run)."""
