@@ -452,7 +452,7 @@ class _Handler(BaseHTTPRequestHandler):
         echo_limit = wire.echo_max_tokens(body) if prompts is not None else 0
         try:
             if prompts is not None:
-                context, reply = echo.resolve(server.responder, request, prompts)
+                resolved = echo.resolve_cases(server.responder, request, prompts)
             else:
                 reply = as_reply(server.responder(request))
         except Exception as error:
@@ -461,7 +461,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(500, wire.error_body(message, "server_error"))
         if prompts is not None:
             answer = protocol.echo_completion_body(
-                request, prompts, context, reply, top_count=top_count, max_tokens=echo_limit
+                request, prompts, resolved, top_count=top_count, max_tokens=echo_limit
             )
             if server.dialect.prompt_logprobs:
                 protocol.add_prompt_logprobs(answer, prompts)
