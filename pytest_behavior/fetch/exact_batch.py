@@ -19,7 +19,10 @@ with one slot), batches are of one case: nothing changes there.
 Failures stay per case:
 
 - a transient error (5xx, 429, timeout, dropped connection) reaches every case of
-  the batch; each case's own retry (client.py) asks again, maybe in a new batch;
+  the batch; each case's own retry (client.py) asks again. A rate limit says
+  nothing of the cases: they may share a request again. Any other error may be one
+  prompt's (a server that fails on it): each case's retries go alone, so a prompt
+  that keeps failing spends its own attempts and no other case's;
 - a 400/422 on a batch of several cases may be one case's fault (a prompt too long
   for the context): each case is sent again alone, so only that one fails;
 - a refusal of the route (404, 405, 501) or a wrong number of choices is the
@@ -44,6 +47,7 @@ from pytest_behavior.fetch.exact import (
     sorted_choices,
 )
 from pytest_behavior.fetch.litellm_api import serving_stack_of
+from pytest_behavior.fetch.retrying import is_rate_limit, is_transient
 from pytest_behavior.values import Answer, ModelRequest
 
 if TYPE_CHECKING:
@@ -107,6 +111,10 @@ async def batched_exact_complete(
     batcher = _BATCHERS.get(loop)
     if batcher is None:
         batcher = _BATCHERS[loop] = ExactBatcher(loop)
+    if request in batcher.alone:  # a retry after its shared request failed
+        answer = await exact_complete(request, endpoint, timeout=timeout, api_key=api_key)
+        batcher.alone.discard(request)
+        return answer
     outcome = await batcher.submit(key, request, endpoint, timeout=timeout, api_key=api_key)
     if isinstance(outcome, _Alone):
         return await exact_complete(request, endpoint, timeout=timeout, api_key=api_key)
@@ -120,6 +128,8 @@ class ExactBatcher:
         self._loop = loop
         self._open: dict[BatchKey, _Batch] = {}
         self._running: set[asyncio.Task[None]] = set()  # the loop keeps weak references only
+        # Cases whose shared request failed (not rate-limited): their retries go alone.
+        self.alone: set[ModelRequest] = set()
 
     async def submit(
         self,
@@ -142,6 +152,11 @@ class ExactBatcher:
             return await waiting.future
         except asyncio.CancelledError:
             self._abandon(waiting)
+            raise
+        except Exception as exc:
+            shared = waiting.batch is not None and len(waiting.batch.cases) > 1
+            if shared and is_transient(exc) and not is_rate_limit(exc):
+                self.alone.add(request)
             raise
 
     def _send(self, batch: _Batch) -> None:

@@ -9,7 +9,7 @@ echo bodies of scripted answers, vLLM's ``/tokenize`` and ``prompt_logprobs``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import wire
@@ -70,6 +70,15 @@ def echo_request(
         body=dict(body),
         headers=dict(headers),
     )
+
+
+def with_contexts(request: ChatRequest, resolved: Sequence[tuple[str, Reply]]) -> ChatRequest:
+    """An echo request listing several cases (a client batching them): its ``prompt`` is
+    every case's context, one per line, so a fault's matcher finds any case's text."""
+    contexts = list(dict.fromkeys(context for context, _ in resolved))
+    if len(contexts) < 2:
+        return request
+    return replace(request, prompt="\n".join(contexts))
 
 
 def vllm_tokenize(body: Mapping[str, Any]) -> dict[str, Any]:
