@@ -54,10 +54,11 @@ if TYPE_CHECKING:
     from pytest_behavior.fetch.client import Endpoint
 
 # Cases per request, at most. Past 4-8 the client's CPU per case barely falls (2
-# cases 48%, 4 cases 31% of one alone: benchmarks/exact_cpu.py), while a bigger
-# batch costs more when one case's 400 sends the others again alone, and servers
-# cap the prompts of one request (vLLM schedules them together; proxies limit
-# body sizes). The benchmark sets 1 to measure one case per request.
+# cases together cost 48% per case of one alone, 4 cases 31%, up to 8 at 16 in
+# flight 32%: benchmarks/exact_cpu.py), while a bigger batch costs more when one
+# case's 400 sends the others again alone, and servers cap the prompts of one
+# request (vLLM schedules them together; proxies limit body sizes). The benchmark
+# sets 1 to measure one case per request.
 MAX_CASES = 8
 # A refusal of the request's content, which may be one case's: resent alone.
 _CASE_STATUSES = frozenset({400, 422})
@@ -128,7 +129,8 @@ class ExactBatcher:
         self._loop = loop
         self._open: dict[BatchKey, _Batch] = {}
         self._running: set[asyncio.Task[None]] = set()  # the loop keeps weak references only
-        # Cases whose shared request failed (not rate-limited): their retries go alone.
+        # Cases whose shared request failed (not rate-limited): their retries go alone,
+        # until one is answered (a case that fails for good stays: a few, at most).
         self.alone: set[ModelRequest] = set()
 
     async def submit(
