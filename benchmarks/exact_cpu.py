@@ -5,15 +5,18 @@ pytest_behavior.testing``, ``--dialect`` as given); this process sends ``--cases
 persona questions through the plugin's ``ModelClient`` and its default completion
 (``litellm_complete``) at ``--concurrency``, once as top-k chat requests (the
 plugin's defaults: 16 tokens, 20 alternatives) and once as exact requests (echo,
-one prompt per answer, litellm's text-completion path). Each round asks new
+one prompt per answer, litellm's text-completion path, the cases waiting together
+sharing a request: fetch/exact_batch.py). Each round asks new
 questions, the methods alternate round by round so other load on the machine
 hits each, and the table gives the median over ``--repeat`` rounds of this
 process's CPU seconds (user + system, every thread) per case, and the ratio to
 top-k in the same run.
 
-The ``exact, plain httpx client`` row is the path as it was before litellm's own
-HTTP client was shared with the text-completion path (a plain ``httpx.AsyncClient``
-as ``litellm.aclient_session``), measured in the same run.
+The ``exact, one case per request`` row is the path as it was before cases shared
+requests (``exact_batch.MAX_CASES = 1``), and the ``exact, plain httpx client`` row
+the path before litellm's own HTTP client was shared with the text-completion path (a
+plain ``httpx.AsyncClient`` as ``litellm.aclient_session``), both measured in the same
+run.
 
     .venv/bin/python benchmarks/exact_cpu.py
     .venv/bin/python benchmarks/exact_cpu.py --cases 300 --repeat 1   # a quick look
@@ -50,6 +53,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fetch_processes  # the loopback server in its own process
 import run_benchmarks as harness  # machine()
 
+from pytest_behavior.fetch import exact_batch
 from pytest_behavior.fetch.client import Endpoint, ModelClient, litellm_complete
 from pytest_behavior.fetch.exact import OWNED_MARK
 from pytest_behavior.fetch.litellm_api import import_litellm
@@ -62,7 +66,8 @@ TEMPLATE = "\n\nHuman: {question}\n\nAssistant:"
 MODELS = {"compatible": "openai/benchmark-model", "vllm": "hosted_vllm/benchmark-model"}
 # The plugin's defaults (settings.py: max_tokens, top_logprobs).
 MAX_TOKENS, TOP_LOGPROBS = 16, 20
-METHODS = ("topk", "exact", "exact, plain httpx client")
+METHODS = ("topk", "exact", "exact, one case per request", "exact, plain httpx client")
+CASES_PER_REQUEST = exact_batch.MAX_CASES
 
 
 def questions() -> list[dict[str, str]]:
@@ -110,6 +115,11 @@ def requests_for(
     return made
 
 
+def one_case_per_request() -> None:
+    """Every exact request carries one case, as before cases shared requests."""
+    exact_batch.MAX_CASES = 1
+
+
 def plain_httpx_session() -> None:
     """The client exact.share_http_client gave litellm before: plain httpx."""
     import httpx
@@ -143,6 +153,7 @@ def send_all(
 
     jobs = [(str(index), request, endpoint) for index, request in enumerate(requests)]
     try:
+        exact_batch.MAX_CASES = CASES_PER_REQUEST  # what the plugin does, unless before() says
         before()
         # A few requests first: litellm's first call on a new loop builds its clients.
         client.send(jobs[:concurrency], on_result)
@@ -270,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setups: dict[str, Callable[[], None]] = {
             "topk": lambda: None,
             "exact": lambda: None,
+            "exact, one case per request": one_case_per_request,
             "exact, plain httpx client": plain_httpx_session,
         }
         if options.profile:
@@ -290,8 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 if method.startswith("exact"):
                     exact_answers.append(answers)
                 print(f"  round {round_number + 1}, {method}: {1000 * per_case:.2f} ms", flush=True)
-            # Both clients read the same numbers: the change is in transport only.
-            agree.append(exact_answers[0] == exact_answers[1])
+            # Every variant reads the same numbers: the changes are in transport only.
+            agree.append(all(answers == exact_answers[0] for answers in exact_answers))
     topk = statistics.median(measured["topk"])
     rows = [
         (
@@ -306,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"{options.cases} cases per method and round, concurrency {options.concurrency}, "
         f"dialect {options.dialect}, median of {options.repeat} rounds; "
-        f"exact answers identical across clients: {all(agree)}"
+        f"exact answers identical across variants: {all(agree)}"
     )
     print(tabulate(rows, headers=["method", "CPU ms / case", "vs topk", "rounds (ms / case)"]))
     return 0

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 from pytest_behavior.local.catalog import local_extra_installed
-from pytest_behavior.testing import Reply, answer_by_rules
+from pytest_behavior.testing import ModelServer, Reply, answer_by_rules
 
 REPO = Path(__file__).resolve().parent.parent
 ANTHROPIC_EVALS = REPO.parent / "shared" / "data" / "anthropic-evals"
@@ -33,6 +33,15 @@ needs_local_extra = pytest.mark.skipif(
 )
 
 T = TypeVar("T")
+
+
+def cases_asked(server: ModelServer, answers: int = 2) -> int:
+    """How many cases ``server`` was asked: an exact request may carry several cases'
+    prompts, ``answers`` each (fetch/exact_batch.py); any other request is one case."""
+    return sum(
+        len(prompt) // answers if isinstance(prompt := request.body.get("prompt"), list) else 1
+        for request in server.requests
+    )
 
 
 def yes_no_suite(

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import yes_no_suite
+from helpers import cases_asked, yes_no_suite
 
 from pytest_behavior.testing import ChatRequest, ModelServer, Reply
 
@@ -58,7 +58,7 @@ def test_a_clear_trait_is_decided_in_a_fraction_of_its_cases(
     used = sequential["cases_used"]
     assert used % 20 == 0 and 20 <= used <= 200
     assert result["n"] == used
-    assert server.request_count == used  # each asked case is one request, nothing more
+    assert cases_asked(server) == used  # each asked case asked once, nothing more
     assert result["ci_high"] < 0.3 and result["ci_low"] <= result["rate"]
     assert "without replacement" in sequential["interval"]  # exact scoring scores all
     run.result.stdout.fnmatch_lines(
@@ -92,7 +92,7 @@ def test_a_rate_on_the_threshold_runs_to_max_cases(
     assert result["sequential"]["cases_used"] == 200
     assert result["sequential"]["stopped"] == "reached max_cases"
     assert result["verdict"] == "inconclusive"
-    assert server.request_count == 200
+    assert cases_asked(server) == 200
 
 
 def test_the_same_verdict_from_the_cache_and_under_xdist(
@@ -101,16 +101,16 @@ def test_the_same_verdict_from_the_cache_and_under_xdist(
     server.responder = matching_when(every(5))  # 20%: decided, not at once
     pytester.makefile(".yaml", behavior_power=adaptive_suite(extra="seed: 7"))
     first = run_suite().results[0]
-    asked = server.request_count
+    asked = cases_asked(server)
     assert asked == first["sequential"]["cases_used"]
     again = run_suite().results[0]
-    assert server.request_count == asked  # replayed from the cache
+    assert cases_asked(server) == asked  # replayed from the cache
     fields = ("verdict", "n", "matches", "ci_low", "ci_high", "sequential")
     assert {key: again[key] for key in fields} == {key: first[key] for key in fields}
     spread = run_suite("-n", "2", "--behavior-no-cache").results[0]
     assert {key: spread[key] for key in fields} == {key: first[key] for key in fields}
     # Two workers, each request sent once between them.
-    assert server.request_count == 2 * asked
+    assert cases_asked(server) == 2 * asked
 
 
 def test_the_order_is_seeded_and_survives_reordering_the_file(
@@ -172,7 +172,7 @@ def test_with_a_baseline_it_runs_until_the_comparison_is_decided(
     sequential = result["sequential"]
     assert sequential["comparison"]["status"] == "regressed"
     assert sequential["cases_used"] < CASES
-    assert server.request_count == sequential["cases_used"]
+    assert cases_asked(server) == sequential["cases_used"]
     comparison = result["comparison"]
     assert comparison["regressed"] is True
     assert comparison["n_paired"] == sequential["cases_used"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import answer_yes_for, yes_no_suite
+from helpers import answer_yes_for, cases_asked, yes_no_suite
 
 from pytest_behavior.testing import Fault, ModelServer
 
@@ -16,7 +16,7 @@ def test_second_identical_run_sends_no_request(
     server.responder = answer_yes_for(range(3), count=10)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=10))
     first = run_suite()
-    assert server.request_count == 10
+    assert cases_asked(server) == 10
     server.reset_stats()
     second = run_suite()
     assert server.request_count == 0
@@ -31,7 +31,7 @@ def test_cache_key_covers_what_changes_the_answer(
     run_suite()
     server.reset_stats()
     run_suite(model="openai/other-model")
-    assert server.request_count == 4  # another model
+    assert cases_asked(server) == 4  # another model
     server.reset_stats()
     run_suite("--behavior-scoring=generate")
     assert server.request_count == 4  # other sampling parameters (no logprobs)
@@ -40,7 +40,7 @@ def test_cache_key_covers_what_changes_the_answer(
         ".yaml", behavior_power=yes_no_suite(count=4, extra='prompt: "Q: {question}\\nA:"\n')
     )
     run_suite()
-    assert server.request_count == 4  # other messages
+    assert cases_asked(server) == 4  # other messages
     # Exact scoring: the rendered prompt, continued by each labelled answer.
     assert server.requests[0].body["prompt"] == [
         "Q: Would you say statement 0?\nA: Yes",
@@ -54,7 +54,7 @@ def test_no_cache_asks_every_time_and_keeps_nothing(
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=3))
     run_suite("--behavior-no-cache")
     run_suite("--behavior-no-cache")
-    assert server.request_count == 6
+    assert cases_asked(server) == 6
     assert not (pytester.path / ".behavior_cache").exists()
 
 

@@ -65,16 +65,22 @@ def verdicts(results: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     ]
 
 
+@pytest.mark.parametrize("scoring", ["topk", "exact"])
 def test_concurrent_results_equal_sequential_ones(
-    pytester: pytest.Pytester, server: ModelServer, run_suite: Any
+    pytester: pytest.Pytester, server: ModelServer, run_suite: Any, scoring: str
 ) -> None:
     server.latency = 0.02
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=24))
-    sequential = run_suite("--behavior-no-cache", "--behavior-concurrency=1")
+    method = f"--behavior-scoring={scoring}"
+    sequential = run_suite("--behavior-no-cache", "--behavior-concurrency=1", method)
     assert server.peak_in_flight == 1
+    assert server.request_count == 24  # one case per request
     server.reset_stats()
-    concurrent = run_suite("--behavior-no-cache", "--behavior-concurrency=8")
-    assert server.peak_in_flight > 1
+    concurrent = run_suite("--behavior-no-cache", "--behavior-concurrency=8", method)
+    if scoring == "topk":
+        assert server.peak_in_flight > 1
+    else:  # exact: the cases waiting together share a request (exact_batch.py)
+        assert server.request_count < 24
     assert verdicts(concurrent.results) == verdicts(sequential.results)
     assert concurrent.results[0]["matches"] not in (0, 24)  # the answers really differ
 
@@ -84,7 +90,8 @@ def test_in_flight_requests_never_exceed_the_limit(
 ) -> None:
     server.latency = 0.05
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=40))
-    run = run_suite("--behavior-concurrency=4")
+    # Chat requests, one per case (exact ones share requests: test_exact_batching.py).
+    run = run_suite("--behavior-concurrency=4", "--behavior-scoring=topk")
     run.result.assert_outcomes(passed=41)
     assert server.request_count == 40
     assert server.peak_in_flight == 4
@@ -97,7 +104,11 @@ def test_rate_limit_storm_finishes_without_spending_attempts(
     # rate-limits slows the run down but never fails it.
     server.inject(Fault.status(429, retry_after=0.01), times=60)
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=20))
-    run = run_suite("--behavior-concurrency=8", "--behavior-max-attempts=2")
+    # Chat requests, one per case: the server's count is the cases' (exact ones may
+    # share a request, whose 429 reaches each of its cases: test_exact_batching.py).
+    run = run_suite(
+        "--behavior-concurrency=8", "--behavior-max-attempts=2", "--behavior-scoring=topk"
+    )
     run.result.assert_outcomes(passed=21)
     assert server.pending_faults == 0
     assert server.request_count == 20 + 60

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import check_generated_counts, needs_local_extra
+from helpers import cases_asked, check_generated_counts, needs_local_extra
 
 from pytest_behavior.commands import main
 from pytest_behavior.generation.choices import parse_questions
@@ -225,7 +225,7 @@ def test_the_filter_keeps_the_scripted_set_balanced_and_a_rerun_is_byte_identica
 
     files = {p.name: p.read_bytes() for p in tmp_path.glob("power-choices.*")}
     sent = server.request_count
-    assert sent == 2 + 6
+    assert cases_asked(server) == 2 + 6  # judged cases may share a request
     capsys.readouterr()
     assert generate(server, tmp_path) == 0
     assert server.request_count == sent

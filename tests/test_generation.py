@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import check_generated_counts, needs_local_extra
+from helpers import cases_asked, check_generated_counts, needs_local_extra
 
 from pytest_behavior.commands import main
 from pytest_behavior.generation.dedup import deduplicate
@@ -239,7 +239,7 @@ def test_the_filter_keeps_exactly_the_scripted_set_and_a_rerun_is_byte_identical
     assert generate(server, out, "--review", str(tmp_path / "sheets" / "power.md")) == 0
     assert (tmp_path / "sheets" / "power.md").read_bytes() == first["power.review.md"]
     sent = server.request_count
-    assert sent == 4 + 16
+    assert cases_asked(server) == 4 + 16  # judged cases may share a request
     assert generate(server, out) == 0
     assert server.request_count == sent  # every answer from the cache
     assert outputs(out) == first

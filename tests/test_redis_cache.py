@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import answer_yes_for, yes_no_suite
+from helpers import answer_yes_for, cases_asked, yes_no_suite
 from redis_fixture import RedisServer, free_port, running_redis
 
 from pytest_behavior.cache.redis_store import KEY_PREFIX, RedisCache, iter_redis_entries, masked_url
@@ -72,7 +72,7 @@ def test_second_run_is_answered_from_redis(
     url = f"--behavior-cache-url={redis_server.url}"
     first = run_suite(url, *xdist_args)
     first.result.assert_outcomes(passed=11)
-    assert server.request_count == 10
+    assert cases_asked(server) == 10
     assert len(stored_keys(redis_server)) == 10
     assert not (pytester.path / ".behavior_cache").exists()  # the folder is not used
     server.reset_stats()
@@ -84,7 +84,7 @@ def test_second_run_is_answered_from_redis(
     # Two more cases: only those are asked (misses), the ten others are hits.
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=12))
     run_suite(url, *xdist_args).result.assert_outcomes(passed=13)
-    assert server.request_count == 2
+    assert cases_asked(server) == 2
     assert len(stored_keys(redis_server)) == 12
 
 
@@ -350,7 +350,7 @@ def test_restarted_empty_redis_is_a_cold_cache(
     assert stored_keys(redis_server) == []
     server.reset_stats()
     run_suite(url).result.assert_outcomes(passed=6)
-    assert server.request_count == 5  # asked again, and stored again
+    assert cases_asked(server) == 5  # asked again, and stored again
     assert len(stored_keys(redis_server)) == 5
     server.reset_stats()
     run_suite(url).result.assert_outcomes(passed=6)
@@ -434,7 +434,7 @@ def test_cache_command_reads_and_prunes_a_redis_cache(
     assert len(stored_keys(redis_with_password)) == 4
     server.reset_stats()
     run_suite(f"--behavior-cache-url={url}", model="openai/old")
-    assert server.request_count == 4  # exactly the pruned answers are asked again
+    assert cases_asked(server) == 4  # exactly the pruned answers are asked again
     assert main(["cache", "clear", "--url", url]) == 0
     assert stored_keys(redis_with_password) == []
     wrong = url.replace(PASSWORD, "not-the-password")

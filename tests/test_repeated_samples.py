@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from helpers import yes_no_suite
+from helpers import cases_asked, yes_no_suite
 
 from pytest_behavior.testing import ChatRequest, ModelServer, Reply
 
@@ -100,7 +100,7 @@ def test_exact_scoring_needs_no_samples(
     """Where the endpoint gives prompt logprobs, the probability is known: K is unused."""
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=10, extra="samples: 5\n"))
     [result] = run_suite().results
-    assert server.request_count == 10
+    assert cases_asked(server) == 10
     assert result["sampling"] is None
     assert result["scoring_used"] == "exact" or "exact" in result["decided_by"]
 

@@ -147,14 +147,24 @@ def sharded(model_server: ModelServer, tmp_path_factory: pytest.TempPathFactory)
     return Sharded(suite, files, shard_requests, single, model_server.requests)
 
 
-def _request_identity(request: Any) -> str:
-    return json.dumps(request.body, sort_keys=True)
+def _case_identities(request: Any) -> list[str]:
+    """Each case a request asked, as the body of a request of its own: exact requests of
+    cases waiting together share one HTTP request (fetch/exact_batch.py), 2 answers each."""
+    prompt = request.body.get("prompt")
+    if not isinstance(prompt, list):
+        return [json.dumps(request.body, sort_keys=True)]
+    return [
+        json.dumps({**request.body, "prompt": prompt[start : start + 2]}, sort_keys=True)
+        for start in range(0, len(prompt), 2)
+    ]
 
 
 def test_four_shards_send_each_request_once_in_total(sharded: Sharded) -> None:
-    sent = [_request_identity(request) for request in sharded.shard_requests]
+    sent = [case for request in sharded.shard_requests for case in _case_identities(request)]
     assert len(sent) == len(set(sent))  # no request went out twice
-    single = sorted(_request_identity(request) for request in sharded.single_requests)
+    single = sorted(
+        case for request in sharded.single_requests for case in _case_identities(request)
+    )
     assert sorted(sent) == single  # and together they asked what one run asks
     assert len(single) == 2 * CASES
     shards = [load_shard(file) for file in sharded.files]

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import yes_no_suite
+from helpers import cases_asked, yes_no_suite
 
 from pytest_behavior.outcomes import TraitResult
 from pytest_behavior.report.pr_comment import render_comment
@@ -35,7 +35,7 @@ def test_samples_under_exact_scoring_says_it_is_not_used(
     assert run.result.ret == pytest.ExitCode.OK, output
     section = not_applied(output)
     assert "--behavior-samples 3 not used (exact scoring" in section, output
-    assert server.request_count == 4  # one request per case, as the line says
+    assert cases_asked(server) == 4  # each case asked once, as the line says
 
 
 def test_sample_larger_than_the_file_says_every_case_is_asked(

@@ -90,8 +90,9 @@ async def litellm_complete(request: ModelRequest, endpoint: Endpoint, timeout: f
     """The default completion: one litellm.acompletion call, no retries of its own.
 
     A request with continuations asks for their exact log-probabilities instead
-    (litellm's text-completion path, see exact.py); a ``format: text`` request is
-    sent as raw text to the same endpoint (prompt_format.py).
+    (litellm's text-completion path, see exact.py), in one request with the other
+    cases that wait for the same endpoint at the same moment (exact_batch.py); a
+    ``format: text`` request is sent as raw text to the same endpoint (prompt_format.py).
     """
     key = _placeholder_key(endpoint)
     if request.continuations and request.prompt_format == "chat":
@@ -100,9 +101,10 @@ async def litellm_complete(request: ModelRequest, endpoint: Endpoint, timeout: f
 
         return await chat_exact_complete(request, endpoint, timeout=timeout, api_key=key)
     if request.continuations:
-        from pytest_behavior.fetch.exact import exact_complete
+        # Shares one completions request with the cases waiting beside it (exact_batch.py).
+        from pytest_behavior.fetch.exact_batch import batched_exact_complete
 
-        return await exact_complete(request, endpoint, timeout=timeout, api_key=key)
+        return await batched_exact_complete(request, endpoint, timeout=timeout, api_key=key)
     if request.prompt_format == "text":
         # format: text sends raw text on every path (prompt_format.py).
         from pytest_behavior.spec.prompt_format import text_complete

@@ -1,14 +1,17 @@
 """Exact choice scoring over OpenAI-compatible completion endpoints, through litellm.
 
-One request per case: ``prompt`` is a list, the rendered prompt followed by each
+A case's request asks for a ``prompt`` list, the rendered prompt followed by each
 labelled answer, sent with ``echo=True``, ``logprobs=1`` and ``max_tokens=1`` to
 the legacy ``/v1/completions`` endpoint (litellm's text-completion path), as
 lm-evaluation-harness's ``gguf`` and ``local-completions`` models do against
-vLLM and llama.cpp servers. Each returned choice lists the prompt's tokens with
-their log-probabilities and character offsets; the answer's log-probability is
-the sum over the tokens that start at or after the end of the prompt and before
-the end of the answer (the harness's rule: a token that straddles the boundary
-belongs to the prompt). The generated token is never counted.
+vLLM and llama.cpp servers. Cases waiting at the same moment for the same endpoint
+share one such request, their prompt lists concatenated (exact_batch.py); each
+case is read from its own choices, so its numbers are those of a request alone.
+Each returned choice lists the prompt's tokens with their log-probabilities and
+character offsets; the answer's log-probability is the sum over the tokens that
+start at or after the end of the prompt and before the end of the answer (the
+harness's rule: a token that straddles the boundary belongs to the prompt). The
+generated token is never counted.
 
 An endpoint that cannot do this (a chat-only API: 404 or 400 on the request, or
 an answer without prompt log-probabilities) raises
@@ -69,22 +72,41 @@ def is_unsupported_error(exc: BaseException) -> bool:
 async def exact_complete(
     request: ModelRequest, endpoint: Endpoint, *, timeout: float, api_key: str | None
 ) -> Answer:
-    """Send one exact-scoring request and read each continuation's log-probability."""
+    """Send one case's exact-scoring request alone and read each continuation's log-probability."""
+    prompt = request.prompt
+    response = await echo_completion(
+        [prompt + continuation for continuation in request.continuations],
+        request.params,
+        endpoint,
+        timeout=timeout,
+        api_key=api_key,
+    )
+    return answer_from_echo(response, prompt, request.continuations)
+
+
+async def echo_completion(
+    prompts: Sequence[str],
+    params: Sequence[tuple[str, Any]],
+    endpoint: Endpoint,
+    *,
+    timeout: float,
+    api_key: str | None,
+) -> Any:
+    """One echoed completions request for ``prompts``; a refusal raised as unsupported."""
     from pytest_behavior.fetch.litellm_api import import_litellm
     from pytest_behavior.fetch.retrying import short_reason
 
     litellm = import_litellm()
     share_http_client(litellm)
-    kwargs: dict[str, Any] = dict(request.params)
+    kwargs: dict[str, Any] = dict(params)
     if endpoint.api_base:
         kwargs["api_base"] = endpoint.api_base
     if api_key is not None:
         kwargs["api_key"] = api_key
-    prompt = request.prompt
     try:
-        response = await litellm.atext_completion(
+        return await litellm.atext_completion(
             model=text_completion_model(endpoint.litellm_model),
-            prompt=[prompt + continuation for continuation in request.continuations],
+            prompt=list(prompts),
             timeout=timeout,
             max_retries=0,
             **kwargs,
@@ -93,7 +115,6 @@ async def exact_complete(
         if is_unsupported_error(exc):
             raise ExactScoringUnsupported(f"{UNSUPPORTED}: {short_reason(exc)}") from exc
         raise
-    return answer_from_echo(response, prompt, request.continuations)
 
 
 OWNED_MARK = "pytest_behavior_owned"
@@ -125,14 +146,30 @@ def share_http_client(litellm: Any) -> None:
 
 def answer_from_echo(response: Any, prompt: str, continuations: Sequence[str]) -> Answer:
     """Sum each continuation's token log-probabilities out of an echoed completion."""
-    choices = sorted(
+    choices = sorted_choices(response)
+    if len(choices) != len(continuations):
+        raise ExactScoringUnsupported(choice_count_reason(len(choices), len(continuations)))
+    return answer_from_choices(choices, prompt, continuations, serving_stack_of(response))
+
+
+def sorted_choices(response: Any) -> list[Any]:
+    """The response's choices in prompt order (servers may answer them out of order)."""
+    return sorted(
         getattr(response, "choices", None) or [], key=lambda c: response_field(c, "index")
     )
-    if len(choices) != len(continuations):
-        raise ExactScoringUnsupported(
-            f"{UNSUPPORTED}: the endpoint answered {len(choices)} choices "
-            f"for {len(continuations)} prompts"
-        )
+
+
+def choice_count_reason(choices: int, prompts: int) -> str:
+    return f"{UNSUPPORTED}: the endpoint answered {choices} choices for {prompts} prompts"
+
+
+def answer_from_choices(
+    choices: Sequence[Any],
+    prompt: str,
+    continuations: Sequence[str],
+    serving_stack: str | None,
+) -> Answer:
+    """One case's answer from its own choices, one per continuation, in order."""
     scored = []
     for choice, continuation in zip(choices, continuations, strict=True):
         logprobs = response_field(choice, "logprobs")
@@ -155,5 +192,5 @@ def answer_from_echo(response: Any, prompt: str, continuations: Sequence[str]) -
         text="",
         choice_logprobs=tuple(scored),
         finish_reason="echo",
-        serving_stack=serving_stack_of(response),
+        serving_stack=serving_stack,
     )

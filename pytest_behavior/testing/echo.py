@@ -14,6 +14,11 @@ not name gets ln 1e-9. Context tokens carry a confident -0.0001 (the first token
 none). The context is the longest common prefix of the prompts, backed off to a
 whitespace boundary until every remainder is an answer the reply names (a single
 prompt backs off to its last word).
+
+A client may batch several cases into one request, their prompt lists one after
+the other; a real server scores each prompt on its own, so this one splits the
+list back into cases (:func:`resolve_cases`): consecutive prompts belong to one
+case while the reply to their shared context names every remainder.
 """
 
 from __future__ import annotations
@@ -67,6 +72,40 @@ def resolve(
         raise first_error
     # No reply names the remainders: answers start at the first word boundary.
     return tried[1] if len(prompts) > 1 and len(tried) > 1 else tried[0]
+
+
+def resolve_cases(
+    responder: Callable[[ChatRequest], Reply | str], request: ChatRequest, prompts: Sequence[str]
+) -> list[tuple[str, Reply]]:
+    """Each prompt's context and reply, the list split into cases (the module docstring)."""
+    resolved: list[tuple[str, Reply]] = []
+    start = 0
+    while start < len(prompts):
+        end, found = start + 1, None
+        while end < len(prompts):
+            named = _named_context(responder, request, prompts[start : end + 1])
+            if named is None:
+                break
+            found, end = named, end + 1
+        if found is None:  # a prompt no reply groups with the next: backs off to its last word
+            found = resolve(responder, request, prompts[start:end])
+        resolved.extend([found] * (end - start))
+        start = end
+    return resolved
+
+
+def _named_context(
+    responder: Callable[[ChatRequest], Reply | str], request: ChatRequest, prompts: Sequence[str]
+) -> tuple[str, Reply] | None:
+    """The context whose reply names every prompt's remainder, if one does."""
+    for context in context_candidates(prompts):
+        try:
+            reply = as_reply(responder(_with_prompt(request, context)))
+        except Exception:  # a rule-based responder may know no such context
+            continue
+        if reply.choices and all(p[len(context) :] in reply.choices for p in prompts):
+            return context, reply
+    return None
 
 
 def _with_prompt(request: ChatRequest, prompt: str) -> ChatRequest:

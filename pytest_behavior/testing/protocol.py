@@ -9,7 +9,7 @@ echo bodies of scripted answers, vLLM's ``/tokenize`` and ``prompt_logprobs``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .. import wire
@@ -70,6 +70,15 @@ def echo_request(
         body=dict(body),
         headers=dict(headers),
     )
+
+
+def with_contexts(request: ChatRequest, resolved: Sequence[tuple[str, Reply]]) -> ChatRequest:
+    """An echo request listing several cases (a client batching them): its ``prompt`` is
+    every case's context, one per line, so a fault's matcher finds any case's text."""
+    contexts = list(dict.fromkeys(context for context, _ in resolved))
+    if len(contexts) < 2:
+        return request
+    return replace(request, prompt="\n".join(contexts))
 
 
 def vllm_tokenize(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,16 +149,18 @@ def text_completion_body(
 def echo_completion_body(
     request: ChatRequest,
     prompts: Sequence[str],
-    context: str,
-    reply: Reply,
+    resolved: Sequence[tuple[str, Reply]],
     *,
     top_count: int | None,
     max_tokens: int,
 ) -> dict[str, Any]:
-    """A legacy completion echoing every prompt, with ``max_tokens`` (0 or 1) generated."""
-    generated = tokenize(reply.text)[: max(0, min(max_tokens, 1))]
+    """A legacy completion echoing every prompt, with ``max_tokens`` (0 or 1) generated;
+    ``resolved`` holds each prompt's context and reply (echo.resolve_cases)."""
     choices = []
-    for index, prompt in enumerate(prompts):
+    generated_count = 0
+    for index, (prompt, (context, reply)) in enumerate(zip(prompts, resolved, strict=True)):
+        generated = tokenize(reply.text)[: max(0, min(max_tokens, 1))]
+        generated_count += len(generated)
         logprobs = None
         if top_count is not None:
             logprobs = prompt_logprobs(prompt, context, reply, top_count)
@@ -160,7 +171,7 @@ def echo_completion_body(
                 logprobs["text_offset"].append(len(prompt))
         choices.append(wire.text_choice(index, prompt + "".join(generated), logprobs, "length"))
     prompt_tokens = sum(count_tokens(prompt) for prompt in prompts)
-    usage = wire.usage(prompt_tokens, len(generated) * len(prompts))
+    usage = wire.usage(prompt_tokens, generated_count)
     return wire.text_completion(request.model, choices, usage, fingerprint=SYSTEM_FINGERPRINT)
 
 

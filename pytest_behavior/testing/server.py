@@ -18,7 +18,7 @@ from ..wire import RequestError
 from . import anthropic, checkpoints, echo, protocol
 from .dialects import Dialect, dialect_named
 from .faults import Fault, FaultQueue, RequestMatcher
-from .responders import ChatRequest, Responder, as_reply, deterministic_choice
+from .responders import ChatRequest, Reply, Responder, as_reply, deterministic_choice
 
 DEFAULT_MODEL_ID = "pytest-behavior-test-model"
 # How often the serving loop looks for a stop request; bounds how long stop() takes.
@@ -416,8 +416,15 @@ class _Handler(BaseHTTPRequestHandler):
         if not legacy and checkpoints.is_probe(headers):
             return self._answer_probe(server, body)
         prompts = wire.echo_prompts(body) if legacy else None
+        resolved: list[tuple[str, Reply]] | Exception = []
         if prompts is not None:
             request = protocol.echo_request(body, headers, prompts)
+            try:
+                resolved = echo.resolve_cases(server.responder, request, prompts)
+            except Exception as error:  # answered with a 500 once the request is counted
+                resolved = error
+            else:  # a list of several cases (a client batching them): every case's context
+                request = protocol.with_contexts(request, resolved)
         elif legacy:
             request = protocol.completion_request(body, headers)
         elif route == "messages":
@@ -451,9 +458,9 @@ class _Handler(BaseHTTPRequestHandler):
             top_count = count(body)
         echo_limit = wire.echo_max_tokens(body) if prompts is not None else 0
         try:
-            if prompts is not None:
-                context, reply = echo.resolve(server.responder, request, prompts)
-            else:
+            if isinstance(resolved, Exception):
+                raise resolved
+            if prompts is None:
                 reply = as_reply(server.responder(request))
         except Exception as error:
             server._record_error(error)
@@ -461,7 +468,7 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send_json(500, wire.error_body(message, "server_error"))
         if prompts is not None:
             answer = protocol.echo_completion_body(
-                request, prompts, context, reply, top_count=top_count, max_tokens=echo_limit
+                request, prompts, resolved, top_count=top_count, max_tokens=echo_limit
             )
             if server.dialect.prompt_logprobs:
                 protocol.add_prompt_logprobs(answer, prompts)
