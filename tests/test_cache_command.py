@@ -12,7 +12,7 @@ from typing import Any
 
 import diskcache
 import pytest
-from helpers import answer_yes_for, yes_no_suite
+from helpers import answer_yes_for, cases_asked, yes_no_suite
 
 from pytest_behavior.cache.reading import iter_entries
 from pytest_behavior.commands import main
@@ -60,7 +60,7 @@ def test_info_counts_what_the_server_was_asked(
     pytester.makefile(".yaml", behavior_power=yes_no_suite(count=COUNT))
     server.responder = answer_yes_for(range(3), count=COUNT)
     assert run_suite().result.ret == 0
-    asked = server.request_count
+    asked = cases_asked(server)  # exact cases may share a request (exact_batch.py)
     assert asked == COUNT
     completed = cli("cache", "info", cwd=pytester.path)
     assert completed.returncode == 0, completed.stderr
@@ -114,7 +114,7 @@ def test_prune_by_age_and_a_rerun_asks_only_for_what_went(
     honesty = yes_no_suite("honesty", count=COUNT).replace("statement", "fact")
     pytester.makefile(".yaml", behavior_honesty=honesty)
     run_suite()
-    assert server.request_count == 2 * COUNT
+    assert cases_asked(server) == 2 * COUNT
 
     dry = cli("cache", "prune", "--older-than", "30", "--dry-run", cwd=pytester.path)
     assert dry.returncode == 0, dry.stderr
@@ -131,9 +131,8 @@ def test_prune_by_age_and_a_rerun_asks_only_for_what_went(
 
     server.reset_stats()
     run_suite()
-    asked = server.requests
-    assert len(asked) == COUNT
-    assert all("statement" in request.prompt for request in asked)
+    assert cases_asked(server) == COUNT
+    assert all("statement" in request.prompt for request in server.requests)
 
 
 def test_prune_by_model_removes_only_that_models_answers(
@@ -157,7 +156,7 @@ def test_prune_by_model_removes_only_that_models_answers(
     assert capsys.readouterr().out.startswith(f"removed {COUNT} of {2 * COUNT} entries")
     server.reset_stats()
     run_suite("--behavior-model=openai/b", model="openai/a")
-    assert len(server.requests) == COUNT
+    assert cases_asked(server) == COUNT
     assert {request.model for request in server.requests} == {"a"}
 
     assert main(["cache", "prune", "--model", "openai/c"]) == 0
@@ -178,7 +177,7 @@ def test_clear_removes_every_entry(
     assert again.stdout == f"{folder} holds no entries; nothing to remove\n"
     server.reset_stats()
     run_suite()
-    assert server.request_count == COUNT
+    assert cases_asked(server) == COUNT
 
 
 def test_prune_needs_a_criterion(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
