@@ -162,6 +162,9 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
+        # First on sys.meta_path, so asked about every import of the session: others at once.
+        if not fullname.startswith("pytest_behavior."):
+            return None
         new = new_name(fullname)
         if new is None:
             return None

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_behavior.settings import add_options, build_settings
+from pytest_behavior.settings import DEFAULT_MODEL_SOURCE, add_options, build_settings
 
 if TYPE_CHECKING:
     from pytest_behavior.session.collect import BehaviorSpecFile
@@ -50,7 +50,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "behavior: items generated from behavior spec files (added automatically)"
     )
     settings = build_settings(config)
-    _check_local_models(settings.models)
+    if settings.model_source != DEFAULT_MODEL_SOURCE:  # the default was chosen as runnable
+        _check_local_models(settings.models)
     if settings.dry_run:
         # A dry run counts in one process: xdist's session (registered trylast) stays off.
         config.option.dist = "no"

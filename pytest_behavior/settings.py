@@ -31,6 +31,8 @@ ENV_CACHE_URL = "PYTEST_BEHAVIOR_CACHE_URL"
 # so pytest --cache-clear never throws paid answers away.
 DEFAULT_CACHE_DIR = ".behavior_cache/responses"
 CACHE_MODES = ("readwrite", "readonly", "refresh")
+# Where the models come from when none is configured (shown in the header).
+DEFAULT_MODEL_SOURCE = "default: no model configured and the [local] extra is installed"
 
 
 @dataclass(frozen=True)
@@ -626,9 +628,7 @@ def _models(config: pytest.Config) -> tuple[list[str], str]:
     from pytest_behavior.local.catalog import DEFAULT_LOCAL_MODEL, local_extra_installed
 
     if local_extra_installed():
-        return [
-            DEFAULT_LOCAL_MODEL
-        ], "default: no model configured and the [local] extra is installed"
+        return [DEFAULT_LOCAL_MODEL], DEFAULT_MODEL_SOURCE
     return [], "none configured"
 
 
