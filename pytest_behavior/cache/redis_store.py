@@ -173,20 +173,9 @@ class RedisCache:
     def cached_among(self, keys: Sequence[str]) -> set[str]:
         """Which of ``keys`` have an answer: one round trip for all of them."""
         found = {key for key in keys if key in self._unstored}
-        wanted = [key for key in keys if key not in found]
-        if not wanted or self.lost is not None:
-            return found
-        try:
-            values = self._connected().mget([self.prefix + key for key in wanted])
-        except Exception as error:
-            self._went_away(error)
-            return found
         # The values come along (an answer is a few hundred bytes): the items read the
         # same keys next, in the same order, and find them here without a round trip.
-        for key, raw in zip(wanted, values, strict=True):
-            data = self._decoded(key, raw)
-            if data is None:
-                continue
+        for key, data in self._stored_among([key for key in keys if key not in found]):
             found.add(key)
             if len(self._read_ahead) < READ_AHEAD:
                 self._read_ahead[key] = self._answer(key, data)
@@ -202,17 +191,22 @@ class RedisCache:
                 found[key] = kept
             else:
                 wanted.append(key)
-        if wanted and self.lost is None:
-            try:
-                values = self._connected().mget([self.prefix + key for key in wanted])
-            except Exception as error:
-                self._went_away(error)
-                values = []
-            for key, raw in zip(wanted, values, strict=False):
-                data = self._decoded(key, raw)
-                if data is not None:
-                    found[key] = self._answer(key, data)
+        for key, data in self._stored_among(wanted):
+            found[key] = self._answer(key, data)
         return found
+
+    def _stored_among(self, keys: Sequence[str]) -> list[tuple[str, dict[str, Any]]]:
+        """(key, stored dict) of those of ``keys`` Redis holds, in one MGET; none once
+        Redis is lost (it is then said once, see _went_away)."""
+        if not keys or self.lost is not None:
+            return []
+        try:
+            values = self._connected().mget([self.prefix + key for key in keys])
+        except Exception as error:
+            self._went_away(error)
+            return []
+        decoded = ((key, self._decoded(key, raw)) for key, raw in zip(keys, values, strict=True))
+        return [(key, data) for key, data in decoded if data is not None]
 
     def _decoded(self, key: str, raw: bytes | None) -> dict[str, Any] | None:
         """The stored dict, or None when absent (or, under refresh, from before this run)."""

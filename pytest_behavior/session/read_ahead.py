@@ -56,8 +56,10 @@ class PlannedReads:
         answer = self._ahead.pop(key, None)
         if answer is not None:
             return answer
-        if key in self._asked or not self.in_order:
-            return None if key in self._asked else self._cache.get(key)
+        if key in self._asked:
+            return None  # its batch did not find it: not cached
+        if not self.in_order:
+            return self._cache.get(key)
         if len(self._ahead) > READ_AHEAD // 2:
             # Most of the last batch is unread: the items run in another order.
             self.in_order = False
